@@ -1,0 +1,117 @@
+"""Framing of the bytes hejax sends: a versioned header and a checksum.
+
+Every serialized object (ciphertext, plaintext, public bundle, protocol
+message) starts with the magic ``HEJX``, a format version, a kind tag and a
+length-prefixed JSON header, followed by the payload and a BLAKE2b digest of
+header and payload. Library deserializers only ever see payloads whose digest
+matched, so corrupted bytes never reach C++ code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from typing import Any
+
+from hejax.errors import SerializationError
+
+MAGIC = b"HEJX"
+FORMAT_VERSION = 1
+_DIGEST = 16
+_PREFIX = struct.Struct("<4sHB I Q")  # magic, version, kind, header len, payload
+MAX_HEADER = 1 << 16
+MAX_PAYLOAD = 1 << 34
+
+KINDS = {"ciphertext": 1, "plaintext": 2, "bundle": 3, "message": 4}
+_KIND_NAMES = {v: k for k, v in KINDS.items()}
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=_DIGEST).digest()
+
+
+def pack(kind: str, header: dict[str, Any], payload: bytes) -> bytes:
+    """Frame `payload` with a JSON `header` as an object of `kind`."""
+    head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, KINDS[kind], len(head), len(payload))
+    body = prefix + head + payload
+    return body + _digest(body)
+
+
+def unpack(kind: str, data: Any) -> tuple[dict[str, Any], bytes]:
+    """Check and split framed bytes into ``(header, payload)``.
+
+    Raises:
+        SerializationError: if `data` is not bytes, is truncated or corrupted,
+            has another format version, or holds another kind of object.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise SerializationError(
+            f"expected bytes for a {kind}, got {type(data).__name__}"
+        )
+    data = bytes(data)
+    if len(data) < _PREFIX.size + _DIGEST:
+        raise SerializationError(
+            f"{kind} bytes are truncated: {len(data)} bytes is shorter than "
+            "any hejax header"
+        )
+    magic, version, tag, head_len, pay_len = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise SerializationError(f"not hejax bytes: magic {magic!r} != {MAGIC!r}")
+    if version != FORMAT_VERSION:
+        raise SerializationError(
+            f"format version {version} is not supported (this hejax reads "
+            f"version {FORMAT_VERSION}); re-serialize with a matching hejax"
+        )
+    if _KIND_NAMES.get(tag) != kind:
+        raise SerializationError(
+            f"expected a {kind}, got a {_KIND_NAMES.get(tag, f'kind {tag}')}"
+        )
+    if head_len > MAX_HEADER or pay_len > MAX_PAYLOAD:
+        raise SerializationError(f"{kind} header declares an oversized field")
+    end = _PREFIX.size + head_len + pay_len
+    if len(data) != end + _DIGEST:
+        raise SerializationError(
+            f"{kind} bytes are truncated or padded: expected {end + _DIGEST} "
+            f"bytes, got {len(data)}"
+        )
+    if data[end:] != _digest(data[:end]):
+        raise SerializationError(f"{kind} bytes are corrupted: checksum mismatch")
+    try:
+        header = json.loads(data[_PREFIX.size : _PREFIX.size + head_len])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SerializationError(f"{kind} header is not valid JSON") from exc
+    if not isinstance(header, dict):
+        raise SerializationError(f"{kind} header is not a JSON object")
+    return header, data[_PREFIX.size + head_len : end]
+
+
+def pack_sections(sections: dict[str, bytes]) -> bytes:
+    """Concatenate named byte sections into one payload."""
+    out = [struct.pack("<I", len(sections))]
+    for name, blob in sections.items():
+        key = name.encode()
+        out += [struct.pack("<HQ", len(key), len(blob)), key, blob]
+    return b"".join(out)
+
+
+def unpack_sections(payload: bytes) -> dict[str, bytes]:
+    """Invert :func:`pack_sections`; raise SerializationError on bad bytes."""
+    try:
+        (count,) = struct.unpack_from("<I", payload)
+        pos, sections = 4, {}
+        for _ in range(count):
+            key_len, blob_len = struct.unpack_from("<HQ", payload, pos)
+            pos += 10
+            key = payload[pos : pos + key_len].decode()
+            pos += key_len
+            if pos + blob_len > len(payload):
+                raise SerializationError("section runs past the payload")
+            sections[key] = payload[pos : pos + blob_len]
+            pos += blob_len
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise SerializationError("malformed sections in payload") from exc
+    if pos != len(payload):
+        raise SerializationError("trailing bytes after the last section")
+    return sections

@@ -1,0 +1,34 @@
+"""Fixtures shared by the backend conformance suite."""
+
+import numpy as np
+import pytest
+
+import hejax
+
+# Every backend this machine is expected to have; the suite fails, rather than
+# skips, when one of them does not import.
+EXPECTED = ("clear", "openfhe", "tenseal")
+
+
+def backend_names():
+    return sorted(set(EXPECTED) | set(hejax.backends.names()))
+
+
+@pytest.fixture(params=backend_names(), scope="module")
+def backend(request):
+    return hejax.backends.get(request.param)
+
+
+@pytest.fixture(scope="module")
+def ctx(backend):
+    return backend.keygen(rotations=[1, -1, 3, -5, 7, 64])
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def vec(ctx, rng):
+    return rng.uniform(-1, 1, ctx.slots)
