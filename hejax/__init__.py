@@ -1,7 +1,10 @@
 """hejax: run Flax denoisers on homomorphically encrypted images."""
 
-from hejax import backends, errors
+from hejax import backends, errors, ir, layout, transforms
 from hejax.backend import Backend, Capabilities, Ciphertext, Context, Plaintext
+from hejax.compile import compile
+from hejax.program import Program, execute
+from hejax.trace import trace
 
 __version__ = "0.1.0"
 
@@ -11,6 +14,13 @@ __all__ = [
     "Ciphertext",
     "Context",
     "Plaintext",
+    "Program",
     "backends",
+    "compile",
     "errors",
+    "execute",
+    "ir",
+    "layout",
+    "trace",
+    "transforms",
 ]

@@ -1,0 +1,68 @@
+"""`hejax.compile`: from a JAX function and its parameters to a Program."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hejax import backends
+from hejax.errors import InvalidInputError
+from hejax.lower import lower
+from hejax.program import Program
+from hejax.trace import trace
+
+__all__ = ["compile"]
+
+_OPTIONS = {"refresh": bool}
+
+
+def compile(  # noqa: A001 - the public name mirrors jax.jit's style of verbs
+    fn: Callable,
+    params: Any,
+    input_spec: Any,
+    *,
+    backend: Any,
+    transform: str = "auto",
+    **options: Any,
+) -> Program:
+    """Compile ``fn(params, x)`` into an HE program for `backend`.
+
+    A pure function: the result depends only on the arguments.
+
+    Args:
+        fn: a JAX-traceable function ``fn(params, x)`` — a Flax linen
+            ``model.apply``, a function closing over an nnx module's
+            ``graphdef`` (see :func:`hejax.nnx_apply`), or plain JAX.
+        params: its parameters (a pytree of arrays).
+        input_spec: a ``jax.ShapeDtypeStruct`` or an example array of shape
+            ``(1, H, W, C)`` or ``(1, n)``.
+        backend: a backend name (default preset) or a
+            :class:`~hejax.backend.Backend` instance.
+        transform: how convolutions are lowered: ``"shift"``,
+            ``"shift-out"`` or ``"auto"`` (see :mod:`hejax.transforms`).
+        **options: ``refresh`` (default True): insert refresh rounds where
+            the depth runs out; with False, running out of depth is an error.
+
+    Returns:
+        The :class:`~hejax.program.Program`.
+
+    Raises:
+        UnsupportedModelError: for operations hejax cannot lower.
+        InvalidInputError: for a bad input spec, transform or option.
+        BackendUnavailableError: for an unknown or broken backend.
+    """
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise InvalidInputError(
+            f"unknown compile option(s) {unknown}; options: {sorted(_OPTIONS)}"
+        )
+    be = backends.get(backend)
+    graph = trace(fn, params, input_spec)
+    return lower(
+        graph,
+        be.capabilities,
+        backend=be.name,
+        fingerprint=be.fingerprint,
+        transform=transform,
+        options={**options, "backend": be},
+    )
