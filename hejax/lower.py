@@ -147,7 +147,7 @@ class Builder:
                 self.layer,
             )
         )
-        self.boundaries.append(Boundary(self.layer, x, after))
+        self.boundaries.append(Boundary(self.layer, kind, x, after))
         return after
 
     def ensure_depth(self, x: TensorLayout, need: int = 1) -> TensorLayout:

@@ -104,12 +104,20 @@ class PlainSpec:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Boundary:
-    """A ReLU boundary: what the client decrypts and what it re-encrypts."""
+    """A boundary: what the client decrypts and what it re-encrypts.
+
+    `kind` is ``"relu"`` (the client applies ReLU) or ``"refresh"`` (the client
+    only re-encrypts, to restore depth).
+    """
 
     layer: str
+    kind: str
     before: TensorLayout
     after: TensorLayout
 
+
+#: Instructions where the server hands ciphertexts to the client.
+BOUNDARY_OPS = ("relu", "refresh")
 
 # Hoisted rotations are counted as one precompute plus one cheap rotation each.
 OP_KINDS = (
@@ -369,16 +377,17 @@ class Runner:
     ) -> int:
         """Run instructions ``[start, stop)`` on `env`; return where it stopped.
 
-        Execution stops before a ``relu`` instruction (a ReLU boundary) and
-        returns its index; `overrides` maps instruction indices to callables
-        that replace their evaluation (used by the scheduler to fold masks).
+        Execution stops before a boundary instruction (``relu`` or
+        ``refresh``, where the client must act) and returns its index.
+        `overrides` maps instruction indices to callables that replace their
+        evaluation (used by the scheduler to fold masks).
         """
         instrs = self.program.instrs
         stop = len(instrs) if stop is None else stop
         overrides = overrides or {}
         for i in range(start, stop):
             ins = instrs[i]
-            if ins.op == "relu":
+            if ins.op in BOUNDARY_OPS:
                 return i
             if i in overrides:
                 outs = overrides[i](self, env, ins)
@@ -429,20 +438,28 @@ def execute(program: Program, x: Any, *, context: Context | None = None) -> np.n
             interaction scheduler) or was compiled for another backend.
         InvalidInputError: if `x` has the wrong shape or non-finite values.
     """
-    if program.boundaries:
+    relus = [b for b in program.boundaries if b.kind == "relu"]
+    if relus:
         raise ProgramError(
-            f"this program has {len(program.boundaries)} ReLU boundaries; a ReLU "
-            "needs the client, so run it through hejax.run(Client, Server) "
-            "rather than hejax.execute"
+            f"this program has {len(relus)} ReLU boundaries; a ReLU needs the "
+            "client, so run it through hejax.run(Client, Server) rather than "
+            "hejax.execute"
         )
     if context is None:
         context = program.options["backend"].keygen(rotations=program.rotations)
+    runner, pc = Runner(program, context), 0
     vectors = program.input.encode(check_input(program, x))
     env = {
         reg: context.encrypt(vec)
         for reg, vec in zip(program.input.regs.flat, vectors, strict=True)
     }
-    Runner(program, context).run(env)
+    while pc < len(program.instrs):
+        pc = runner.run(env, pc)
+        if pc < len(program.instrs):  # a refresh boundary: re-encrypt locally
+            ins = program.instrs[pc]
+            for src, dst in zip(ins.args, ins.out, strict=True):
+                env[dst] = context.encrypt(context.decrypt(env[src]))
+            pc += 1
     out = [context.decrypt(env[r]) for r in program.output.regs.flat]
     return program.output.decode(out)
 
