@@ -195,6 +195,8 @@ class Context(abc.ABC):
         self._check_level(level, "encode")
         if degree not in (1, 2):
             raise InvalidInputError(f"`degree` must be 1 or 2, got {degree!r}")
+        if degree == 2:  # a product's scale needs one level left to rescale into
+            self._check_level(level + 1, "encode")
         handle = self._call("encode", self._encode, vec, level, degree)
         return Plaintext(handle, self.owner, level, degree)
 
@@ -612,7 +614,10 @@ class Backend(abc.ABC):
             )
         self.preset = preset
         self.insecure = bool(insecure)
-        self.params = {**base, **params}
+        self.params = {
+            k: v.item() if isinstance(v, np.generic) else v
+            for k, v in {**base, **params}.items()
+        }
         self._caps = self._capabilities(self.params, self.insecure)
         blob = json.dumps([self.name, self.params], sort_keys=True, default=str)
         self.fingerprint = hashlib.sha256(blob.encode()).hexdigest()[:16]
