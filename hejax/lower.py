@@ -258,7 +258,7 @@ def lower(
         b = Builder(caps, grid, options)
         x = b.input_tensor(graph.input.shape, _image_placement(graph.input.shape))
         env = {graph.input.name: x}
-        outputs: dict[str, np.ndarray] = {}
+        outputs: dict[str, np.ndarray] = {graph.input.name: x.regs}
         for node in graph.nodes[1:]:
             b.layer = node.name
             rule = rule_for(node.op, transform)
