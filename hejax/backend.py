@@ -307,6 +307,8 @@ class Context(abc.ABC):
             )
         if level == ct.level:
             return ct
+        if ct.degree == 2:  # a product's scale needs one level left to rescale into
+            self._check_level(level + 1, "drop_level")
         handle = self._call(
             "drop_level", self._drop_level, ct.handle, ct.level, level, ct.degree
         )
@@ -578,9 +580,8 @@ class Context(abc.ABC):
 class Backend(abc.ABC):
     """One HE scheme of one library with one parameter set.
 
-    Subclasses set `name`, `presets`, `default_preset` and `context_class`
-    and implement :meth:`_capabilities`, :meth:`_keygen` and
-    :meth:`_load_public`.
+    Subclasses set `name`, `presets` and `default_preset` and implement
+    :meth:`_capabilities`, :meth:`_keygen` and :meth:`_load_public`.
 
     Args:
         preset: name of a parameter preset (see `presets`); the default when
