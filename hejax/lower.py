@@ -92,6 +92,8 @@ class Builder:
             raise InternalError(f"{self.layer}: product of an unrescaled register")
         if level + 1 > self.caps.max_depth:
             raise InternalError(f"{self.layer}: product at the last level")
+        if level + 1 > self.depth:
+            raise InternalError(f"{self.layer}: product past the round depth")
         return self._emit(op, [reg], [(level, 2)], **attrs)[0]
 
     def mul_scalar(self, reg: int, value: float) -> int:
@@ -150,14 +152,35 @@ class Builder:
         self.boundaries.append(Boundary(self.layer, kind, x, after))
         return after
 
+    @property
+    def depth(self) -> int:
+        """Levels one round may use: the backend's, or the `round_depth` option."""
+        limit = self.options.get("round_depth")
+        return self.caps.max_depth if limit is None else min(limit, self.caps.max_depth)
+
+    def relu_boundary(self, x: TensorLayout) -> TensorLayout:
+        """A ReLU boundary, preceded by the server's masking product.
+
+        The ``mask`` instruction multiplies by the round's random positive
+        mask (and by the inverse of any scale the value still carries), so it
+        needs one level; the scheduler fills in its plaintext per request.
+        """
+        x = self.ensure_depth(x, 1)
+        regs = np.empty_like(x.regs)
+        for idx, reg in np.ndenumerate(x.regs):
+            level = self.level(int(reg))
+            regs[idx] = self._emit("mask", [int(reg)], [(level + 1, 1)])[0]
+        masked = TensorLayout(x.shape, x.placement, x.grid, x.states, regs)
+        return self.boundary("relu", masked)
+
     def ensure_depth(self, x: TensorLayout, need: int = 1) -> TensorLayout:
         """Insert a refresh boundary before `x` if `need` more levels do not fit."""
-        if self.max_level(x) + need <= self.caps.max_depth:
+        if self.max_level(x) + need <= self.depth:
             return x
-        if need > self.caps.max_depth:
+        if need > self.depth:
             raise DepthExhaustedError(
-                f"{self.layer} needs {need} levels, the backend has "
-                f"{self.caps.max_depth}; pick a preset with more depth"
+                f"{self.layer} needs {need} levels, a round has {self.depth}; "
+                "pick a preset with more depth"
             )
         if not self.options.get("refresh", True):
             raise DepthExhaustedError(
@@ -240,6 +263,41 @@ def _plan(graph: Graph, caps: Capabilities, attempt: int) -> lay.Grid:
     return lay.plan_grid(caps.slots, extent, margin, halo, force_tiles=attempt > 0)
 
 
+def _drop_final_mask(b: Builder) -> None:
+    """A ReLU that ends the model runs on the client after decryption.
+
+    Its boundary then carries the unmasked output, so the masking products
+    before it are removed.
+    """
+    if not b.instrs or b.instrs[-1].op != "relu":
+        return
+    boundary = b.instrs[-1]
+    masks = {ins.out[0]: ins for ins in b.instrs if ins.op == "mask"}
+    sources = [masks[r].args[0] for r in boundary.args]
+    kept = [
+        ins
+        for ins in b.instrs[:-1]
+        if ins.op != "mask" or ins.out[0] not in set(boundary.args)
+    ]
+    last = b.boundaries[-1]
+    before = TensorLayout(
+        last.before.shape,
+        last.before.placement,
+        last.before.grid,
+        last.before.states,
+        np.array(sources).reshape(last.before.regs.shape),
+    )
+    final = Instr(
+        "relu",
+        boundary.out,
+        tuple(sources),
+        {**boundary.attrs, "final": True},
+        boundary.layer,
+    )
+    b.instrs[:] = [*kept, final]
+    b.boundaries[-1] = Boundary(last.layer, "relu", before, last.after, final=True)
+
+
 def lower(
     graph: Graph,
     caps: Capabilities,
@@ -265,6 +323,7 @@ def lower(
             env[node.name] = rule(b, node, *(env[s] for s in node.inputs))
             outputs[node.name] = env[node.name].regs
         out = env[graph.output]
+        _drop_final_mask(b)
         try:
             lay.gather_map(out.grid, out.placement, out.states)
         except InternalError as exc:

@@ -107,13 +107,15 @@ class Boundary:
     """A boundary: what the client decrypts and what it re-encrypts.
 
     `kind` is ``"relu"`` (the client applies ReLU) or ``"refresh"`` (the client
-    only re-encrypts, to restore depth).
+    only re-encrypts, to restore depth). A `final` ReLU ends the model: the
+    client applies it to the decrypted output and nothing is sent back.
     """
 
     layer: str
     kind: str
     before: TensorLayout
     after: TensorLayout
+    final: bool = False
 
 
 #: Instructions where the server hands ciphertexts to the client.

@@ -101,7 +101,7 @@ def sub(b, node, x: TensorLayout, y: TensorLayout) -> TensorLayout:
 @register("relu")
 def relu(b, node, x: TensorLayout) -> TensorLayout:
     """A ReLU boundary: the client applies it and re-encrypts."""
-    return b.boundary("relu", x)
+    return b.relu_boundary(x)
 
 
 @register("reshape")
