@@ -425,6 +425,10 @@ _EXEC = {
     "drop_level": lambda r, env, ins: [
         r.ctx.drop_level(*_args(env, ins), ins.attrs["level"])
     ],
+    # Without masks a mask is the identity: only the level moves on.
+    "mask": lambda r, env, ins: [
+        r.ctx.drop_level(*_args(env, ins), r.program.levels[ins.out[0]][0])
+    ],
 }
 
 
@@ -434,6 +438,9 @@ def execute(program: Program, x: Any, *, context: Context | None = None) -> np.n
     For research and tests in one process; :func:`hejax.run` drives a real
     client and server. With no `context`, keys are generated for exactly the
     program's rotation steps.
+
+    Returns:
+        The output, shaped like the model's (with the batch axis of 1).
 
     Raises:
         ProgramError: if the program has ReLU boundaries (they need the
@@ -450,7 +457,7 @@ def execute(program: Program, x: Any, *, context: Context | None = None) -> np.n
     if context is None:
         context = program.options["backend"].keygen(rotations=program.rotations)
     runner, pc = Runner(program, context), 0
-    vectors = program.input.encode(check_input(program, x))
+    vectors = program.input.encode(check_input(program.graph.input.shape, x))
     env = {
         reg: context.encrypt(vec)
         for reg, vec in zip(program.input.regs.flat, vectors, strict=True)
@@ -463,15 +470,14 @@ def execute(program: Program, x: Any, *, context: Context | None = None) -> np.n
                 env[dst] = context.encrypt(context.decrypt(env[src]))
             pc += 1
     out = [context.decrypt(env[r]) for r in program.output.regs.flat]
-    return program.output.decode(out)
+    return program.output.decode(out)[None]
 
 
-def check_input(program: Program, x: Any) -> np.ndarray:
-    """Validate a model input against the program's input shape."""
+def check_input(want: tuple[int, ...], x: Any) -> np.ndarray:
+    """Validate a model input against the program's input shape (batch dropped)."""
     from hejax.errors import InvalidInputError
 
     arr = np.asarray(x)
-    want = program.graph.input.shape
     if arr.dtype.kind not in "biuf":
         raise InvalidInputError(f"input must be real numbers, got dtype {arr.dtype}")
     if arr.shape not in (want, (1, *want)):

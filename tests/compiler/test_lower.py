@@ -24,7 +24,7 @@ def check(module, x, *, slots=4096, transform="auto", seed=0, depth=16):
         module.apply, params, x, backend=backend, transform=transform
     )
     got = hejax.execute(program, x)
-    want = np.asarray(module.apply(params, x))[0]
+    want = np.asarray(module.apply(params, x))
     assert got.shape == want.shape
     assert np.max(np.abs(got - want)) <= TOL
     return program
@@ -189,7 +189,7 @@ def test_linear_redcnn(size, slots):
     if size * size > slots:
         assert program.input.grid.tiles > 1
     got = hejax.execute(program, x)
-    want = np.asarray(fn(params, x))[0]
+    want = np.asarray(fn(params, x))
     assert np.max(np.abs(got - want)) <= TOL
 
 
@@ -206,7 +206,7 @@ def test_refresh_rounds_where_depth_runs_out():
         b.kind == "refresh" for b in p_shallow.boundaries
     )
     assert p_shallow.depth <= 2
-    want = np.asarray(fn(params, x))[0]
+    want = np.asarray(fn(params, x))
     assert np.max(np.abs(hejax.execute(p_shallow, x) - want)) <= TOL
     with pytest.raises(errors.DepthExhaustedError, match="refresh=False"):
         hejax.compile(fn, params, x, backend=shallow, refresh=False)

@@ -37,7 +37,7 @@ def test_rotation_keys_are_derived_from_the_program():
     assert set(program.rotations) == steps and steps
     be = program.options["backend"]
     full = be.keygen(rotations=program.rotations)
-    assert hejax.execute(program, x, context=full).shape == (10, 10, 1)
+    assert hejax.execute(program, x, context=full).shape == (1, 10, 10, 1)
     short = be.keygen(rotations=program.rotations[1:])
     with pytest.raises(errors.MissingRotationKeyError):
         hejax.execute(program, x, context=short)
