@@ -13,7 +13,7 @@ from hejax.trace import trace
 
 __all__ = ["compile"]
 
-_OPTIONS = {"refresh": bool}
+_OPTIONS = {"refresh": bool, "round_depth": int}
 
 
 def compile(  # noqa: A001 - the public name mirrors jax.jit's style of verbs
@@ -42,6 +42,8 @@ def compile(  # noqa: A001 - the public name mirrors jax.jit's style of verbs
             ``"shift-out"`` or ``"auto"`` (see :mod:`hejax.transforms`).
         **options: ``refresh`` (default True): insert refresh rounds where
             the depth runs out; with False, running out of depth is an error.
+            ``round_depth``: at most this many levels per round (default: all
+            the backend's levels).
 
     Returns:
         The :class:`~hejax.program.Program`.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hashlib
 import types
 from collections.abc import Mapping, Sequence
@@ -169,7 +170,7 @@ class Program:
 
     # -- what the client needs ------------------------------------------------
 
-    @property
+    @functools.cached_property
     def rotations(self) -> tuple[int, ...]:
         """Rotation steps whose keys the client must generate."""
         steps = set()
@@ -183,7 +184,7 @@ class Program:
         """Largest level any register reaches."""
         return max((lvl for lvl, _ in self.levels.values()), default=0)
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         """A short hash of the program's structure and constants."""
         h = hashlib.sha256()
