@@ -13,7 +13,8 @@ from hejax.trace import trace
 
 __all__ = ["compile"]
 
-_OPTIONS = {"refresh": bool, "round_depth": int}
+_OPTIONS = {"refresh": bool, "round_depth": int, "unmask": str}
+_UNMASK = ("fold", "explicit")
 
 
 def compile(  # noqa: A001 - the public name mirrors jax.jit's style of verbs
@@ -43,7 +44,11 @@ def compile(  # noqa: A001 - the public name mirrors jax.jit's style of verbs
         **options: ``refresh`` (default True): insert refresh rounds where
             the depth runs out; with False, running out of depth is an error.
             ``round_depth``: at most this many levels per round (default: all
-            the backend's levels).
+            the backend's levels). ``unmask``: ``"fold"`` (default) divides
+            ReLU masks out inside the next layer's products — no extra HE
+            operation, but per-element masks then need a fresh plaintext per
+            product; ``"explicit"`` spends one product and one level per
+            ciphertext after each ReLU round instead, and keeps scalar weights.
 
     Returns:
         The :class:`~hejax.program.Program`.
@@ -57,6 +62,10 @@ def compile(  # noqa: A001 - the public name mirrors jax.jit's style of verbs
     if unknown:
         raise InvalidInputError(
             f"unknown compile option(s) {unknown}; options: {sorted(_OPTIONS)}"
+        )
+    if options.get("unmask", "fold") not in _UNMASK:
+        raise InvalidInputError(
+            f"unknown unmask mode {options['unmask']!r}; modes: {_UNMASK}"
         )
     be = backends.get(backend)
     graph = trace(fn, params, input_spec)

@@ -171,7 +171,17 @@ class Builder:
             level = self.level(int(reg))
             regs[idx] = self._emit("mask", [int(reg)], [(level + 1, 1)])[0]
         masked = TensorLayout(x.shape, x.placement, x.grid, x.states, regs)
-        return self.boundary("relu", masked)
+        after = self.boundary("relu", masked)
+        if self.options.get("unmask", "fold") == "fold":
+            return after
+        # Explicit unmasking: one product per ciphertext right after the round,
+        # so later products keep scalar weights (few plaintext encodings).
+        regs = np.empty_like(after.regs)
+        for idx, reg in np.ndenumerate(after.regs):
+            regs[idx] = self._emit("unmask", [int(reg)], [(1, 1)])[0]
+        return TensorLayout(
+            after.shape, after.placement, after.grid, after.states, regs
+        )
 
     def ensure_depth(self, x: TensorLayout, need: int = 1) -> TensorLayout:
         """Insert a refresh boundary before `x` if `need` more levels do not fit."""

@@ -430,6 +430,9 @@ _EXEC = {
     "mask": lambda r, env, ins: [
         r.ctx.drop_level(*_args(env, ins), r.program.levels[ins.out[0]][0])
     ],
+    "unmask": lambda r, env, ins: [
+        r.ctx.drop_level(*_args(env, ins), r.program.levels[ins.out[0]][0])
+    ],
 }
 
 

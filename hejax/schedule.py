@@ -258,6 +258,8 @@ def _fixed_scales(program: Program, plan: MaskPlan) -> dict[int, np.ndarray | No
         elif ins.op == "refresh":
             for src, dst in zip(ins.args, ins.out, strict=True):
                 fixed[dst] = fixed.get(src)
+        elif ins.op == "unmask":
+            fixed[ins.out[0]] = None
     return fixed
 
 
@@ -355,6 +357,16 @@ def _fold_mask(program, ins, i, scale, desired, overrides, mask_of):
         overrides[i] = _Mask(np.array(ratio), program.levels[src][0])
 
 
+def _fold_unmask(program, ins, i, scale, desired, overrides, mask_of):
+    src, out = ins.args[0], ins.out[0]
+    ratio = _ratio(None, scale[src])
+    scale[out] = None
+    if ratio is not None and np.ptp(ratio) == 0:
+        overrides[i] = _Mask(float(ratio.flat[0]), program.levels[src][0])
+    elif ratio is not None:
+        overrides[i] = _Mask(np.array(ratio), program.levels[src][0])
+
+
 def _fold_boundary(program, ins, i, scale, desired, overrides, mask_of):
     for src, dst in zip(ins.args, ins.out, strict=True):
         scale.setdefault(dst, scale.get(src))
@@ -369,6 +381,7 @@ _FOLD = {
     "rotate": _fold_rotate,
     "rescale": _fold_rescale,
     "mask": _fold_mask,
+    "unmask": _fold_unmask,
     "refresh": _fold_boundary,
     "relu": _fold_boundary,
 }

@@ -290,3 +290,21 @@ def test_wrong_count_and_bad_image():
     short = hejax._wire.pack("message", header, hejax._wire.pack_sections(sections))
     with pytest.raises(errors.ProtocolError, match="expected"):
         server.start(short)
+
+
+def test_explicit_unmask_trades_one_product_for_fewer_encodings():
+    fn, params, x, want = redcnn_case("all-relu", 32, 3, x64=True)
+    results = {}
+    for unmask in ("fold", "explicit"):
+        program, client, server = session(fn, params, x, "clear", unmask=unmask)
+        out, transcript = hejax.run(client, server, x)
+        assert np.max(np.abs(out - want)) <= 1e-9
+        results[unmask] = (program, transcript.encodings)
+    fold_program, fold_enc = results["fold"]
+    explicit_program, explicit_enc = results["explicit"]
+    unmasks = [ins for ins in explicit_program.instrs if ins.op == "unmask"]
+    relu_cts = sum(b.after.count for b in explicit_program.boundaries if not b.final)
+    assert len(unmasks) == relu_cts
+    assert explicit_enc < fold_enc / 10
+    with pytest.raises(errors.InvalidInputError, match="unmask mode"):
+        session(fn, params, x, "clear", unmask="later")
