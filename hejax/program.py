@@ -179,6 +179,21 @@ class Program:
                 steps.update(ins.attrs["steps"])
         return tuple(sorted(steps))
 
+    @functools.cached_property
+    def last_use(self) -> dict[int, int]:
+        """For each register, the last instruction that reads it.
+
+        Registers of the output never die; the runner frees the others after
+        their last use, so memory follows the live tensors, not the program.
+        """
+        last: dict[int, int] = {}
+        for i, ins in enumerate(self.instrs):
+            for reg in ins.args:
+                last[reg] = i
+        for reg in self.output.regs.flat:
+            last[int(reg)] = len(self.instrs)
+        return last
+
     @property
     def depth(self) -> int:
         """Largest level any register reaches."""
@@ -204,17 +219,9 @@ class Program:
         hoisting = self.capabilities.hoisting
         counts: collections.Counter[str] = collections.Counter()
         for ins in self.instrs:
-            if layer is not None and ins.layer != layer:
-                continue
-            if ins.op == "rotate":
-                n = len(ins.attrs["steps"])
-                if hoisting and n > 1:
-                    counts["hoist"] += 1
-                    counts["rotate_hoisted"] += n
-                else:
-                    counts["rotate"] += n
-            elif ins.op in OP_KINDS:
-                counts[ins.op] += 1
+            if layer is None or ins.layer == layer:
+                for kind, n in _kinds(ins, hoisting):
+                    counts[kind] += n
         return dict(counts)
 
     def layers(self) -> list[dict[str, Any]]:
@@ -315,6 +322,8 @@ class Program:
 
 
 def _kinds(ins: Instr, hoisting: bool) -> list[tuple[str, int]]:
+    if ins.op in ("mask", "unmask"):  # a product and a rescale (masks on)
+        return [("mul_plain", 1), ("rescale", 1)]
     if ins.op == "rotate":
         n = len(ins.attrs["steps"])
         if hoisting and n > 1:
@@ -398,7 +407,16 @@ class Runner:
                 outs = _EXEC[ins.op](self, env, ins)
             for reg, ct in zip(ins.out, outs, strict=True):
                 env[reg] = ct
+            self.release(env, i)
         return stop
+
+    def release(self, env: dict[int, Ciphertext], i: int) -> None:
+        """Drop the registers whose last use is instruction `i`."""
+        last = self.program.last_use
+        ins = self.program.instrs[i]
+        for reg in (*ins.args, *ins.out):
+            if last.get(reg, -1) <= i:
+                env.pop(reg, None)
 
 
 def _args(env, ins):
@@ -472,6 +490,7 @@ def execute(program: Program, x: Any, *, context: Context | None = None) -> np.n
             ins = program.instrs[pc]
             for src, dst in zip(ins.args, ins.out, strict=True):
                 env[dst] = context.encrypt(context.decrypt(env[src]))
+            runner.release(env, pc)
             pc += 1
     out = [context.decrypt(env[r]) for r in program.output.regs.flat]
     return program.output.decode(out)[None]

@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -390,6 +390,7 @@ class Server:
             add = self._plan.add[k].reshape(len(after), -1)
             loaded = [self._ctx.add_plain(ct, -add[i]) for i, ct in enumerate(loaded)]
         self._env.update(zip(after, loaded, strict=True))
+        self._runner.release(self._env, self._pc)
         self._pc += 1
         self._round += 2
         return self._advance()
@@ -470,8 +471,20 @@ def _pack_with(digest: str, msg: _Message, extra: dict) -> bytes:
 # -- driver -------------------------------------------------------------------
 
 
-def run(client: Client, server: Server, x: Any) -> tuple[np.ndarray, Transcript]:
+def run(
+    client: Client,
+    server: Server,
+    x: Any,
+    *,
+    progress: Callable[[RoundRecord], None] | None = None,
+) -> tuple[np.ndarray, Transcript]:
     """Drive a client and a server through their bytes for one image.
+
+    Args:
+        client: the client.
+        server: the server.
+        x: the image, shaped like the model's input.
+        progress: called with each round's record as the round ends.
 
     Returns:
         ``(output, transcript)``: the decrypted model output and the
@@ -493,7 +506,11 @@ def run(client: Client, server: Server, x: Any) -> tuple[np.ndarray, Transcript]
         if rnd.ends == "output":
             out = client.decrypt_output(reply)
             rec.client_seconds += time.perf_counter() - tick
+            if progress is not None:
+                progress(rec)
             break
+        if progress is not None:
+            progress(rec)
         message = client.respond(reply)
         client_time, up = time.perf_counter() - tick, len(message)
         tick = time.perf_counter()

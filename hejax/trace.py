@@ -46,6 +46,11 @@ class _Builder:
     def emit(self, op, inputs, shape, source="", **attrs) -> Tensor:
         name = f"{op}_{next(self.counter)}"
         ir_shape = shape[1:] if len(shape) in (2, 4) else shape
+        if any(d <= 0 for d in ir_shape):
+            raise UnsupportedModelError(
+                f"{op} at {source or 'the input'} produces an empty feature map "
+                f"of shape {tuple(shape)}; the image is too small for this model"
+            )
         self.nodes.append(Node(name, op, tuple(inputs), ir_shape, attrs, source))
         return Tensor(name, tuple(shape))
 

@@ -118,6 +118,7 @@ def conv_nets(draw):
     size = draw(st.sampled_from([8, 12, 16]))
     c_in = draw(st.integers(1, 3))
     layers, strided = [], 1
+    side = size
     for _ in range(draw(st.integers(1, 3))):
         k = draw(st.sampled_from([1, 3, 5]))
         pad = draw(st.sampled_from(["SAME", "VALID"]))
@@ -126,12 +127,16 @@ def conv_nets(draw):
         transposed = draw(st.booleans())
         if transposed and stride == 1 and strided > 1:
             layers.append(("tconv", c, k, "SAME", strided))
-            strided = 1
+            side, strided = side * strided, 1
         elif transposed and stride == 1:
             layers.append(("tconv", c, k, pad, 1))
+            side = side + k - 1 if pad == "VALID" else side
         else:
+            if pad == "VALID" and side - k + 1 < 4:  # keep the map non-empty
+                pad = "SAME"
+            side = side - k + 1 if pad == "VALID" else side
             layers.append(("conv", c, k, pad, stride))
-            strided *= stride
+            side, strided = -(-side // stride), strided * stride
     residual = draw(st.booleans())
     return size, c_in, tuple(layers), residual
 
