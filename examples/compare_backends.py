@@ -3,7 +3,8 @@
 Compiles a 5x5 Gaussian convolution (a plain JAX function) for each
 installed backend, encrypts a 64x64 Shepp-Logan phantom, runs the
 rotation-based program on the ciphertexts and compares the decrypted result
-with the clear reference backend. Run it with `.venv/bin/python examples/compare_backends.py`.
+with the clear reference backend. Run it with
+`.venv/bin/python examples/compare_backends.py`.
 """
 
 import time
