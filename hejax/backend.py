@@ -307,8 +307,11 @@ class Context(abc.ABC):
             )
         if level == ct.level:
             return ct
-        if ct.degree == 2:  # a product's scale needs one level left to rescale into
-            self._check_level(level + 1, "drop_level")
+        if ct.degree == 2 and level + 1 > self.capabilities.max_depth:
+            raise DepthExhaustedError(
+                f"drop_level: a product (degree 2) cannot move to the last level "
+                f"({level}): it needs one more level to rescale into; rescale it first"
+            )
         handle = self._call(
             "drop_level", self._drop_level, ct.handle, ct.level, level, ct.degree
         )

@@ -290,7 +290,7 @@ def test_precision_holds_for_sums_of_rotated_products(ctx, vec):
 
 def test_product_cannot_drop_to_the_last_level(ctx, vec):
     prod = ctx.mul_scalar(ctx.encrypt(vec), 0.5)
-    with pytest.raises(errors.LevelMismatchError, match="rescale it first"):
+    with pytest.raises(errors.DepthExhaustedError, match="rescale it first"):
         ctx.drop_level(prod, ctx.capabilities.max_depth)
     moved = ctx.drop_level(prod, ctx.capabilities.max_depth - 1)
     assert max_err(ctx.decrypt(ctx.rescale(moved)), 0.5 * vec) < 1e-5
