@@ -83,7 +83,7 @@ class _Message:
     cts: list[bytes]
 
 
-def _pack(digest: str, msg: _Message) -> bytes:
+def _pack(digest: str, msg: _Message, **extra: Any) -> bytes:
     header = {
         "program": digest,
         "session": msg.session,
@@ -91,6 +91,7 @@ def _pack(digest: str, msg: _Message) -> bytes:
         "from": msg.sender,
         "kind": msg.kind,
         "count": len(msg.cts),
+        **extra,
     }
     payload = _wire.pack_sections({str(i): ct for i, ct in enumerate(msg.cts)})
     return _wire.pack("message", header, payload)
@@ -438,8 +439,8 @@ class Server:
                 ct = self._ctx.drop_level(ct, last)
             blobs.append(self._ctx.serialize(ct))
         msg = _Message(self._session, self._round, "server", kind, blobs)
-        header_extra = {} if boundary is None else {"boundary": boundary}
-        data = _pack_with(self.program.digest, msg, header_extra)
+        extra = {} if boundary is None else {"boundary": boundary}
+        data = _pack(self.program.digest, msg, **extra)
         if kind == "output":
             self._session = None
         return data
@@ -450,22 +451,6 @@ class Server:
         arranged = np.array(cts, dtype=object).reshape(shape)
         grid[perm] = arranged
         return list(grid.flat)
-
-
-def _pack_with(digest: str, msg: _Message, extra: dict) -> bytes:
-    if not extra:
-        return _pack(digest, msg)
-    header = {
-        "program": digest,
-        "session": msg.session,
-        "round": msg.round,
-        "from": msg.sender,
-        "kind": msg.kind,
-        "count": len(msg.cts),
-        **extra,
-    }
-    payload = _wire.pack_sections({str(i): ct for i, ct in enumerate(msg.cts)})
-    return _wire.pack("message", header, payload)
 
 
 # -- driver -------------------------------------------------------------------
