@@ -308,3 +308,13 @@ def test_explicit_unmask_trades_one_product_for_fewer_encodings():
     assert explicit_enc < fold_enc / 10
     with pytest.raises(errors.InvalidInputError, match="unmask mode"):
         session(fn, params, x, "clear", unmask="later")
+
+
+@pytest.mark.slow
+def test_a_full_512_slice_compiles_and_runs():
+    # A one-channel all-ReLU RED-CNN on a full slice: 76 tiles with halos.
+    fn, params, x, want = redcnn_case("all-relu", 512, 1, x64=True)
+    program, client, server = session(fn, params, x, "clear")
+    assert program.input.grid.tiles > 16
+    out, _ = hejax.run(client, server, x)
+    assert np.max(np.abs(out - want)) <= 1e-9
