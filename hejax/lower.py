@@ -27,8 +27,6 @@ from hejax.program import Boundary, Instr, PlainSpec, Program, TensorLayout
 
 log = logging.getLogger(__name__)
 
-BOUNDARY_OPS = ("relu", "refresh")
-
 
 class Builder:
     """Emits primitives for the rules and tracks every register's level."""

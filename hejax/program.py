@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from hejax.backend import Capabilities, Ciphertext, Context, Plaintext
-from hejax.errors import DepthExhaustedError, InternalError, ProgramError
+from hejax.errors import ProgramError
 from hejax.layout import Grid, Placement, gather_map
 
 __all__ = ["Instr", "Program", "TensorLayout"]
@@ -511,18 +511,3 @@ def check_input(want: tuple[int, ...], x: Any) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise InvalidInputError("input holds NaN or infinite values")
     return arr
-
-
-def check_depth(level: int, caps: Capabilities, layer: str) -> None:
-    """Raise a clear error when a layer needs more depth than one round has."""
-    if level > caps.max_depth:
-        raise DepthExhaustedError(
-            f"layer {layer} needs level {level}, past the last level "
-            f"({caps.max_depth}) of the backend parameters; choose a preset with "
-            "more depth, or let hejax.schedule insert refresh rounds"
-        )
-
-
-def internal(msg: str) -> InternalError:
-    """An InternalError for an invariant of the lowering."""
-    return InternalError(msg)

@@ -227,9 +227,12 @@ def _ones_like(program: Program) -> np.ndarray:
 
 
 def _same(a, b) -> bool:
-    if a is None or b is None:
-        return a is None and b is None or np.allclose(a if a is not None else b, 1)
-    return a is b or np.allclose(a, b, rtol=1e-12)
+    """Whether two scales (None meaning all ones) are equal."""
+    if a is None and b is None:
+        return True
+    return bool(
+        np.allclose(1.0 if a is None else a, 1.0 if b is None else b, rtol=1e-12)
+    )
 
 
 def _fixed_scales(program: Program, plan: MaskPlan) -> dict[int, np.ndarray | None]:

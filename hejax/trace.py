@@ -214,6 +214,12 @@ def _add(b: _Builder, eqn, invals):
     return [b.emit("add_const", [x.name], shape, source, value=value)]
 
 
+def _scaled(b: _Builder, eqn, x: Tensor, value: np.ndarray) -> list[Tensor]:
+    """``x * value`` for a constant `value`, as one mul_const node."""
+    shape = eqn.outvars[0].aval.shape
+    return [b.emit("mul_const", [x.name], shape, jc.user_source(eqn), value=value)]
+
+
 @register("mul")
 def _mul(b: _Builder, eqn, invals):
     x, y = invals
@@ -221,15 +227,7 @@ def _mul(b: _Builder, eqn, invals):
         raise _unsupported(eqn, "a product of two input-dependent values")
     if isinstance(y, Tensor):
         x, y = y, x
-    value = _broadcast_const(eqn, y, eqn.outvars[0].aval.shape)
-    out = b.emit(
-        "mul_const",
-        [x.name],
-        eqn.outvars[0].aval.shape,
-        jc.user_source(eqn),
-        value=value,
-    )
-    return [out]
+    return _scaled(b, eqn, x, _broadcast_const(eqn, y, eqn.outvars[0].aval.shape))
 
 
 @register("div")
@@ -237,25 +235,12 @@ def _div(b: _Builder, eqn, invals):
     x, y = invals
     if isinstance(y, Tensor):
         raise _unsupported(eqn, "division by an input-dependent value")
-    value = 1.0 / _broadcast_const(eqn, y, eqn.outvars[0].aval.shape)
-    out = b.emit(
-        "mul_const",
-        [x.name],
-        eqn.outvars[0].aval.shape,
-        jc.user_source(eqn),
-        value=value,
-    )
-    return [out]
+    return _scaled(b, eqn, x, 1.0 / _broadcast_const(eqn, y, eqn.outvars[0].aval.shape))
 
 
 @register("neg")
 def _neg(b: _Builder, eqn, invals):
-    (x,) = invals
-    return [
-        b.emit(
-            "mul_const", [x.name], x.shape, jc.user_source(eqn), value=np.array(-1.0)
-        )
-    ]
+    return _scaled(b, eqn, invals[0], np.array(-1.0))
 
 
 @register("max")
