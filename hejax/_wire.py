@@ -5,6 +5,15 @@ message) starts with the magic ``HEJX``, a format version, a kind tag and a
 length-prefixed JSON header, followed by the payload and a BLAKE2b digest of
 header and payload. Library deserializers only ever see payloads whose digest
 matched, so corrupted bytes never reach C++ code.
+
+The digest detects accidental corruption only: it is keyed by nothing, so
+whoever changes the bytes can recompute it. It is not a MAC and gives no
+integrity against an active attacker (see docs/security.md).
+
+Every field has a size limit, checked before anything is allocated or
+parsed: :data:`MAX_HEADER` bytes of JSON header, :data:`MAX_PAYLOAD` bytes
+of payload, and in a sectioned payload at most :data:`MAX_SECTIONS`
+sections with names of at most :data:`MAX_SECTION_NAME` bytes.
 """
 
 from __future__ import annotations
@@ -20,8 +29,15 @@ MAGIC = b"HEJX"
 FORMAT_VERSION = 1
 _DIGEST = 16
 _PREFIX = struct.Struct("<4sHB I Q")  # magic, version, kind, header len, payload
+#: Largest JSON header (bytes).
 MAX_HEADER = 1 << 16
+#: Largest payload (bytes): a public bundle with many rotation keys at
+#: N = 32768 stays far below it.
 MAX_PAYLOAD = 1 << 34
+#: Most sections in one payload (a message holds one per ciphertext).
+MAX_SECTIONS = 1 << 20
+#: Longest section name (bytes).
+MAX_SECTION_NAME = 256
 
 KINDS = {"ciphertext": 1, "plaintext": 2, "bundle": 3, "message": 4}
 _KIND_NAMES = {v: k for k, v in KINDS.items()}
@@ -34,6 +50,11 @@ def _digest(data: bytes) -> bytes:
 def pack(kind: str, header: dict[str, Any], payload: bytes) -> bytes:
     """Frame `payload` with a JSON `header` as an object of `kind`."""
     head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    if len(head) > MAX_HEADER or len(payload) > MAX_PAYLOAD:
+        raise SerializationError(
+            f"{kind} is too large to send: header {len(head)} bytes (limit "
+            f"{MAX_HEADER}), payload {len(payload)} bytes (limit {MAX_PAYLOAD})"
+        )
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, KINDS[kind], len(head), len(payload))
     body = prefix + head + payload
     return body + _digest(body)
@@ -68,8 +89,14 @@ def unpack(kind: str, data: Any) -> tuple[dict[str, Any], bytes]:
         raise SerializationError(
             f"expected a {kind}, got a {_KIND_NAMES.get(tag, f'kind {tag}')}"
         )
-    if head_len > MAX_HEADER or pay_len > MAX_PAYLOAD:
-        raise SerializationError(f"{kind} header declares an oversized field")
+    if head_len > MAX_HEADER:
+        raise SerializationError(
+            f"{kind} declares a {head_len}-byte header; the limit is {MAX_HEADER}"
+        )
+    if pay_len > MAX_PAYLOAD:
+        raise SerializationError(
+            f"{kind} declares a {pay_len}-byte payload; the limit is {MAX_PAYLOAD}"
+        )
     end = _PREFIX.size + head_len + pay_len
     if len(data) != end + _DIGEST:
         raise SerializationError(
@@ -80,7 +107,7 @@ def unpack(kind: str, data: Any) -> tuple[dict[str, Any], bytes]:
         raise SerializationError(f"{kind} bytes are corrupted: checksum mismatch")
     try:
         header = json.loads(data[_PREFIX.size : _PREFIX.size + head_len])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8, JSON, nesting, ints
         raise SerializationError(f"{kind} header is not valid JSON") from exc
     if not isinstance(header, dict):
         raise SerializationError(f"{kind} header is not a JSON object")
@@ -88,7 +115,20 @@ def unpack(kind: str, data: Any) -> tuple[dict[str, Any], bytes]:
 
 
 def pack_sections(sections: dict[str, bytes]) -> bytes:
-    """Concatenate named byte sections into one payload."""
+    """Concatenate named byte sections into one payload.
+
+    Raises:
+        SerializationError: for more than :data:`MAX_SECTIONS` sections or a
+            name longer than :data:`MAX_SECTION_NAME` bytes.
+    """
+    if len(sections) > MAX_SECTIONS:
+        raise SerializationError(
+            f"{len(sections)} sections exceed the limit of {MAX_SECTIONS}"
+        )
+    if any(len(name.encode()) > MAX_SECTION_NAME for name in sections):
+        raise SerializationError(
+            f"a section name is longer than {MAX_SECTION_NAME} bytes"
+        )
     out = [struct.pack("<I", len(sections))]
     for name, blob in sections.items():
         key = name.encode()
@@ -100,12 +140,22 @@ def unpack_sections(payload: bytes) -> dict[str, bytes]:
     """Invert :func:`pack_sections`; raise SerializationError on bad bytes."""
     try:
         (count,) = struct.unpack_from("<I", payload)
+        if count > MAX_SECTIONS:
+            raise SerializationError(
+                f"payload declares {count} sections; the limit is {MAX_SECTIONS}"
+            )
         pos, sections = 4, {}
         for _ in range(count):
             key_len, blob_len = struct.unpack_from("<HQ", payload, pos)
             pos += 10
+            if key_len > MAX_SECTION_NAME:
+                raise SerializationError(
+                    f"section name of {key_len} bytes; the limit is {MAX_SECTION_NAME}"
+                )
             key = payload[pos : pos + key_len].decode()
             pos += key_len
+            if key in sections:
+                raise SerializationError(f"section {key!r} appears twice")
             if pos + blob_len > len(payload):
                 raise SerializationError("section runs past the payload")
             sections[key] = payload[pos : pos + blob_len]

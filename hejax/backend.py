@@ -334,6 +334,40 @@ class Context(abc.ABC):
         done = dict(zip(todo, handles, strict=True))
         return [ct if s == 0 else self._like(ct, done[s]) for s in steps]
 
+    def rerandomize(self, ct: Ciphertext, flood: float = 0.0) -> Ciphertext:
+        """Add a fresh public-key encryption of Gaussian noise of std `flood`.
+
+        The result holds the values of `ct` plus independent noise of std
+        `flood` in every slot (noise flooding), and fresh encryption
+        randomness, so it no longer carries the exact noise that the
+        operations which produced `ct` left in it. With ``flood=0`` only a
+        fresh encryption of zero is added. Only the public key is needed.
+
+        Args:
+            ct: a degree-1 ciphertext (rescale a product first).
+            flood: std of the added noise, in slot units; at most the
+                backend's stated ``precision``, and 0 on exact schemes.
+
+        Returns:
+            The re-randomised ciphertext, at the level of `ct`.
+
+        Raises:
+            LevelMismatchError: if `ct` is at degree 2.
+            InvalidInputError: for a negative, non-finite or too large
+                `flood`, or a nonzero one on an exact scheme.
+        """
+        self._check_owned(ct, "ciphertext")
+        if ct.degree != 1:
+            raise LevelMismatchError(
+                "rerandomize expects a degree-1 ciphertext; rescale the product first"
+            )
+        sigma = self._flood_std(flood)
+        noise = np.random.default_rng().normal(0.0, sigma, self.slots)
+        handle = self._call(
+            "rerandomize", self._rerandomize, ct.handle, ct.level, noise
+        )
+        return self._like(ct, handle)
+
     # -- serialization -------------------------------------------------------
 
     def serialize(self, ct: Ciphertext) -> bytes:
@@ -505,6 +539,25 @@ class Context(abc.ABC):
             )
         return np.pad(arr, (0, self.slots - arr.size))
 
+    def _flood_std(self, flood: Any) -> float:
+        caps = self.capabilities
+        if isinstance(flood, bool) or not isinstance(
+            flood, int | float | np.integer | np.floating
+        ):
+            raise InvalidInputError(f"`flood` must be a real number, got {flood!r}")
+        value = float(flood)
+        if not 0.0 <= value <= caps.precision:
+            raise InvalidInputError(
+                f"`flood` must lie in [0, {caps.precision:g}] (the backend's stated "
+                f"precision) for {self.backend.name}, got {value!r}"
+            )
+        if value and caps.exact:
+            raise InvalidInputError(
+                f"{self.backend.name} is exact: flooding noise would change the "
+                "result; pass flood=0"
+            )
+        return value
+
     def _scalar(self, scalar: Any) -> float:
         if isinstance(scalar, bool) or not isinstance(
             scalar, int | float | np.integer | np.floating
@@ -570,6 +623,10 @@ class Context(abc.ABC):
     @abc.abstractmethod
     def _rotate_many(self, ct: Any, steps: Sequence[int]) -> list[Any]:
         """Rotate by each step in ``[1, slots)``; keys exist for all of them."""
+
+    def _rerandomize(self, ct: Any, level: int, noise: np.ndarray) -> Any:
+        """Add a fresh encryption of `noise` at `level` (override if cheaper)."""
+        return self._add(ct, self._encrypt(self._encode(noise, level, 1), level))
 
     @abc.abstractmethod
     def _serialize_ct(self, ct: Any) -> bytes:
@@ -684,9 +741,10 @@ class Backend(abc.ABC):
             )
         try:
             owner = bytes.fromhex(header["owner"])
-            steps = [int(s) for s in header["rotations"]]
+            steps = list(header["rotations"])
         except (KeyError, TypeError, ValueError) as exc:
             raise SerializationError("public bundle header is incomplete") from exc
+        self._check_bundle_steps(steps)
         try:
             return self._load_public(owner, steps, payload)
         except HejaxError:
@@ -695,6 +753,18 @@ class Backend(abc.ABC):
             raise SerializationError(
                 f"{self.name} could not read the public bundle: {exc}"
             ) from exc
+
+    def _check_bundle_steps(self, steps: list[Any]) -> None:
+        slots = self._caps.slots
+        ok = all(
+            isinstance(s, int) and not isinstance(s, bool) and 0 < s < slots
+            for s in steps
+        )
+        if not ok or len(set(steps)) != len(steps):
+            raise SerializationError(
+                f"public bundle lists invalid rotation steps: they must be "
+                f"distinct ints in [1, {slots})"
+            )
 
     @abc.abstractmethod
     def _capabilities(self, params: Mapping[str, Any], insecure: bool) -> Capabilities:

@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 
 #: Largest ciphertext a message may carry (bytes).
 MAX_CIPHERTEXT_BYTES = 1 << 28
+#: With ``rerandomize=True``, flooding noise has std ``precision / 16``:
+#: its largest value over many slots, about ``4 std``, stays below a quarter
+#: of the backend's stated precision.
+FLOOD_FRACTION = 1 / 16
 
 
 # -- what the client may know --------------------------------------------
@@ -312,6 +316,12 @@ class Server:
         permute: permute channels in ReLU rounds.
         seed: seed masks deterministically (tests only); by default masks
             come from the operating system's entropy, fresh per request.
+        rerandomize: before a ciphertext leaves the server, add a fresh
+            encryption of Gaussian noise of std ``FLOOD_FRACTION * precision``
+            (noise flooding; no noise on exact schemes), so that its noise no
+            longer reflects the weights. Off by default: it costs one
+            encryption per ciphertext sent and adds that noise to the result
+            (see docs/security.md for what it does and does not give).
     """
 
     def __init__(
@@ -322,12 +332,16 @@ class Server:
         masks: str = "element",
         permute: bool = True,
         seed: int | None = None,
+        rerandomize: bool = False,
     ):
         self.program = program
         self.masks = masks
         self.permute = permute
+        self.rerandomize = bool(rerandomize)
         self._seed = seed
         self._ctx: Context = program.options["backend"].load_public(public_bundle)
+        caps = self._ctx.capabilities
+        self._flood = 0.0 if caps.exact else FLOOD_FRACTION * caps.precision
         self._runner = Runner(program, self._ctx)
         self._rounds = schedule(program)
         self._session: str | None = None
@@ -435,8 +449,12 @@ class Server:
         blobs = []
         for item in regs_or_cts:
             ct = self._env[item] if isinstance(item, int) else item
+            if self.rerandomize and ct.degree == 2:
+                ct = self._ctx.rescale(ct)
             if ct.degree == 1:  # fewer towers: smaller message, faster decrypt
                 ct = self._ctx.drop_level(ct, last)
+            if self.rerandomize:
+                ct = self._ctx.rerandomize(ct, self._flood)
             blobs.append(self._ctx.serialize(ct))
         msg = _Message(self._session, self._round, "server", kind, blobs)
         extra = {} if boundary is None else {"boundary": boundary}
