@@ -8,7 +8,7 @@ STAMP     := $(VENV)/.hejax-installed
 PYPROJECTS := pyproject.toml $(wildcard backends/*/pyproject.toml)
 PLUGINS   := $(patsubst %/pyproject.toml,-e %,$(wildcard backends/*/pyproject.toml))
 
-.PHONY: test demo lint bench clean-venv
+.PHONY: test demo lint bench security clean-venv
 
 # Find CPython 3.10: python3.10 on PATH, else through pyenv, else stop.
 define find_python310
@@ -46,6 +46,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/primitives.py
+
+# Run the attacks of examples/security and rewrite the table in docs/security.md.
+security: $(STAMP)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) examples/security/run_all.py
 
 clean-venv:
 	rm -rf $(VENV)
