@@ -115,7 +115,7 @@ def attack(backends=("clear", "openfhe", "tenseal")) -> list[Result]:
             Result(
                 name,
                 "forged reply (+0.25, checksum redone)",
-                f"accepted, err {err:.1e}",
+                f"accepted: max abs(out - (honest + 0.25)) = {err:.1e}",
             )
         )
     return out
