@@ -54,10 +54,12 @@ def redcnn(features: int, size: int, seed: int = 0):
     return fn, params
 
 
-def first_relu_round(program, x, masks: str, permute: bool) -> np.ndarray:
+def first_relu_round(program, x, masks: str, permute: bool, seed=None) -> np.ndarray:
     """What the client decrypts in round 1: NHWC masked pre-activations."""
     client = hejax.Client(program)
-    server = hejax.Server(program, client.public_bundle(), masks=masks, permute=permute)
+    server = hejax.Server(
+        program, client.public_bundle(), masks=masks, permute=permute, seed=seed
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # masks="off" warns, as it should
         reply = server.start(client.encrypt(x))

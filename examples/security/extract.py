@@ -4,10 +4,12 @@ The client knows its inputs and decrypts, in the first ReLU round, the
 masked pre-activations ``P·D·(W * x + b)``. For each output channel it
 fits the 5×5 filter and bias by least squares on the masked values, and
 separately on their signs alone (which per-element masks keep exactly).
-With permuted channels, each request's estimates are aligned to the first
-request's by the Hungarian algorithm on their cosine similarity (no truth
-needed), then pooled. Scores: cosine similarity of each estimated filter
-with the true one, matched up to permutation, averaged over channels.
+Each request is fitted alone; with permuted channels its estimates are
+aligned to the first request's by the Hungarian algorithm on their cosine
+similarity (no truth needed); the aligned requests are then combined (see
+:func:`estimate`).
+Scores: cosine similarity of each estimated filter with the true one,
+matched up to permutation, averaged over channels.
 
 Run: python examples/security/extract.py [--requests 8]
 """
@@ -61,17 +63,31 @@ def _fit(a: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def estimate(designs, seen, use_signs: bool) -> np.ndarray:
-    """Filters (k²+1, C) from per-request designs and observed NHWC values."""
+    """Filters (k²+1, C) from per-request designs and observed NHWC values.
+
+    Each request is fitted on its own and its channels aligned to the first
+    request's. If the fits are exact (masks off or per channel: the values
+    are affine in the patches up to one factor per channel), the unit-norm
+    estimates are averaged; otherwise (per-element masks) one least-squares
+    fit on all requests' aligned data averages the masks out. The rule needs
+    no truth: the client sees the residual.
+    """
     ys = [s.reshape(-1, s.shape[-1]) for s in seen]
     ys = [np.sign(y) if use_signs else y for y in ys]
-    first = _fit(designs[0], ys[0])
-    pooled_a, pooled_y = [designs[0]], [ys[0]]
-    for a, y in zip(designs[1:], ys[1:], strict=True):
-        theta = _fit(a, y)
-        rows, cols = linear_sum_assignment(-_cos(first[:-1], theta[:-1]))
-        pooled_a.append(a)
-        pooled_y.append(y[:, cols[np.argsort(rows)]])
-    return _fit(np.vstack(pooled_a), np.vstack(pooled_y))
+    fits = [_fit(a, y) for a, y in zip(designs, ys, strict=True)]
+    exact = all(
+        np.linalg.norm(a @ t - y) <= 1e-6 * np.linalg.norm(y)
+        for a, t, y in zip(designs, fits, ys, strict=True)
+    )
+    units, aligned = [], []
+    for theta, y in zip(fits, ys, strict=True):
+        rows, cols = linear_sum_assignment(-_cos(fits[0][:-1], theta[:-1]))
+        order = cols[np.argsort(rows)]
+        units.append(theta[:, order] / np.linalg.norm(theta[:, order], axis=0))
+        aligned.append(y[:, order])
+    if exact:
+        return np.mean(units, axis=0)
+    return _fit(np.vstack(designs), np.vstack(aligned))
 
 
 def score(theta: np.ndarray, kernel: np.ndarray) -> float:
@@ -89,8 +105,13 @@ def attack(
     size: int = 32,
     features: int = 4,
     seed: int = 0,
+    mask_seed: int | None = None,
 ) -> list[Result]:
-    """Run the extraction for each mask mode; the client picks random inputs."""
+    """Run the extraction for each mask mode; the client picks random inputs.
+
+    Masks are fresh from the OS per request unless `mask_seed` is given
+    (tests), which seeds request ``r``'s masks with ``mask_seed + r``.
+    """
     fn, params = redcnn(features, size, seed)
     kernel = np.asarray(params["conv1"]["kernel"])[:, :, 0, :]
     rng = np.random.default_rng(seed + 1)
@@ -101,7 +122,12 @@ def attack(
     out = []
     for name in modes:
         masks, permute = MODES[name]
-        seen = [first_relu_round(program, x, masks, permute) for x in xs]
+        seen = [
+            first_relu_round(
+                program, x, masks, permute, None if mask_seed is None else mask_seed + r
+            )
+            for r, x in enumerate(xs)
+        ]
         values = score(estimate(designs, seen, False), kernel)
         signs = score(estimate(designs, seen, True), kernel)
         out.append(Result(backend_name, name, requests, values, signs))
