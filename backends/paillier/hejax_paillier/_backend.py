@@ -107,7 +107,8 @@ class PaillierBackend(Backend):
         preset: name of a preset.
         insecure: allow keys below 128-bit security.
         workers: processes for encryption, decryption and products of long
-            vectors (default: one per core; 1 keeps everything in process).
+            vectors (1, the default, keeps everything in this process; more
+            need a main guard in scripts, see :mod:`hejax_paillier._parallel`).
             Not a key parameter: client and server may choose differently.
         min_parallel: vectors shorter than this stay in process.
         **params: overrides of the preset's parameters.
@@ -131,12 +132,10 @@ class PaillierBackend(Backend):
         preset: str | None = None,
         *,
         insecure: bool = False,
-        workers: int | None = None,
+        workers: int = 1,
         min_parallel: int = _parallel.DEFAULT_MIN_VALUES,
         **params: Any,
     ):
-        if workers is None:
-            workers = _parallel.default_workers()
         for name, value in (("workers", workers), ("min_parallel", min_parallel)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(
@@ -156,12 +155,7 @@ class PaillierBackend(Backend):
                 "paillier: `key_bits` must be even and `slots` a power of two, got "
                 f"{key_bits} and {slots}"
             )
-        depth = max_depth(key_bits, scale, abs_bits)
-        if depth < 1:
-            raise InvalidInputError(
-                f"paillier: a {key_bits}-bit modulus holds no product at "
-                f"scale_bits={scale}, max_abs_bits={abs_bits}; use a larger key"
-            )
+        depth = max_depth(key_bits, scale, abs_bits)  # ≥ 1 in these ranges
         bits = security_bits(key_bits)
         if bits < 128 and not insecure:
             raise InsecureParametersError(_insecure_message(key_bits, bits))
