@@ -21,7 +21,6 @@ import atexit
 import concurrent.futures
 import functools
 import multiprocessing
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,16 +28,6 @@ from hejax.errors import BackendError
 
 #: Values below which a kernel always runs in the calling process.
 DEFAULT_MIN_VALUES = 256
-
-
-def default_workers() -> int:
-    """Worker processes used when a backend is not told: one per core."""
-    return max(
-        1,
-        len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count() or 1,
-    )
 
 
 _started: set[int] = set()
