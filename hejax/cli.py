@@ -144,7 +144,8 @@ def _denoise(args) -> Result:
 
 
 def _preset(args) -> dict[str, Any]:
-    return {} if args.preset is None else {"preset": args.preset}
+    params = {} if args.preset is None else {"preset": args.preset}
+    return {**params, "insecure": True} if args.insecure else params
 
 
 def _run_with_bar(hejax, client, server, x, program):
@@ -350,6 +351,11 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="all-relu", help="shipped lite RED-CNN variant")
     p.add_argument("--dose", type=float, default=None, help="simulate this I0 first")
     p.add_argument("--preset", default=None, help="backend preset")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a preset below 128-bit security (toy sizes, baselines)",
+    )
     p.add_argument("--masks", default="element", help="element, channel or off")
     p.add_argument("--unmask", default="explicit", help="explicit or fold")
     p.add_argument("--seed", type=int, default=0, help="seed of the dose noise")
