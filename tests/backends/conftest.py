@@ -7,7 +7,11 @@ import hejax
 
 # Every backend this machine is expected to have; the suite fails, rather than
 # skips, when one of them does not import.
-EXPECTED = ("clear", "openfhe", "tenseal")
+EXPECTED = ("clear", "openfhe", "paillier", "tenseal")
+
+# Backends whose default parameters are too slow for the suite run it on
+# their toy preset (below 128-bit security, so it needs insecure=True).
+SUITE_PARAMS = {"paillier": {"preset": "toy", "insecure": True}}
 
 
 def backend_names():
@@ -16,7 +20,7 @@ def backend_names():
 
 @pytest.fixture(params=backend_names(), scope="module")
 def backend(request):
-    return hejax.backends.get(request.param)
+    return hejax.backends.get(request.param, **SUITE_PARAMS.get(request.param, {}))
 
 
 @pytest.fixture(scope="module")
