@@ -1,10 +1,12 @@
 """Compile-and-run on the clear backend equals the JAX function within 1e-9."""
 
+import re
+
 import flax.linen as nn
 import jax
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import hejax
@@ -163,16 +165,34 @@ class RandomNet(nn.Module):
         return h
 
 
+WIDE_NET = (  # sees 8 pixels around each output: no tile fits 256 slots
+    12,
+    1,
+    (("tconv", 1, 5, "VALID", 1), ("conv", 1, 5, "SAME", 2), ("conv", 1, 5, "SAME", 1)),
+    False,
+)
+
+
 @settings(
     max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(conv_nets(), st.sampled_from(TRANSFORMS), st.sampled_from([4096, 256]))
+@example(WIDE_NET, "shift", 256)
 def test_random_conv_nets(net, transform, slots):
     size, c_in, spec, residual = net
     x = np.random.default_rng(size).uniform(0, 1, (1, size, size, c_in))
-    check(RandomNet(spec, residual), x, transform=transform, slots=slots)
+    try:
+        check(RandomNet(spec, residual), x, transform=transform, slots=slots)
+    except errors.UnsupportedModelError as exc:
+        # Some drawn nets see too far for 256 slots: a tile with halo h needs
+        # (2h + 1)^2 slots. Only that refusal, and only when it is true, passes.
+        found = re.match(r"a tile with halo (\d+) does not fit (\d+) slots", str(exc))
+        assert found, exc
+        halo, have = map(int, found.groups())
+        assert have == slots and (2 * halo + 1) ** 2 > slots, exc
+        assume(False)
 
 
 # -- RED-CNN -----------------------------------------------------------------
