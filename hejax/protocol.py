@@ -200,6 +200,11 @@ class Client:
             a :class:`ClientView`.
     """
 
+    def __new__(cls, program: Any = None, *args: Any, **kwargs: Any):
+        """A :class:`~hejax.coefprotocol.CoefClient` for a coef program."""
+        coef = _coef_party(program, "CoefClient")
+        return coef(program) if coef and cls is Client else super().__new__(cls)
+
     def __init__(self, program: Program | ClientView):
         self.view = (
             program if isinstance(program, ClientView) else ClientView.of(program)
@@ -294,6 +299,15 @@ class Client:
         return self.view.boundaries[index]
 
 
+def _coef_party(program: Any, name: str):
+    """The coef protocol's class `name` when `program` is a coef program."""
+    if getattr(program, "transform", None) != "coef" or isinstance(program, Program):
+        return None
+    from hejax import coefprotocol
+
+    return getattr(coefprotocol, name)
+
+
 def _check_image(view: ClientView, image: Any) -> np.ndarray:
     return check_input(view.input.shape, image)
 
@@ -313,6 +327,13 @@ class Server:
         seed: seed masks deterministically (tests only); by default masks
             come from the operating system's entropy, fresh per request.
     """
+
+    def __new__(cls, program: Any = None, *args: Any, **kwargs: Any):
+        """A :class:`~hejax.coefprotocol.CoefServer` for a coef program."""
+        coef = _coef_party(program, "CoefServer")
+        if coef and cls is Server:
+            return coef(program, *args, **{"masks": None, **kwargs})
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -503,6 +524,9 @@ def run(
     else:
         raise ProgramError("the program ended without an output round")
     for rec, rnd in zip(records, server.rounds, strict=False):
+        if hasattr(rnd, "ciphertexts"):  # rounds that count their own (coef)
+            rec.ciphertexts = rnd.ciphertexts
+            continue
         b = (
             server.program.boundaries[rnd.boundary]
             if rnd.boundary is not None

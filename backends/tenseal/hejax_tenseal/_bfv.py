@@ -26,7 +26,12 @@ import tenseal.sealapi as seal
 from hejax import _wire
 from hejax.backend import Backend, Capabilities
 from hejax.backends.clear_bfv import check_coef_params, coef_capabilities
-from hejax.errors import InsecureParametersError, KeyMismatchError, SerializationError
+from hejax.errors import (
+    BackendError,
+    InsecureParametersError,
+    KeyMismatchError,
+    SerializationError,
+)
 from hejax.ring import CoefContext
 from hejax.security import check_security
 from hejax_tenseal import _io
@@ -130,8 +135,14 @@ class TenSEALBFVContext(CoefContext):
         return self._fresh(pt.normal())
 
     def _decrypt(self, ct: _Cipher, level: int, degree: int) -> np.ndarray:
+        normal = ct.normal(self._ev)
+        if self._decryptor.invariant_noise_budget(normal) <= 0:
+            raise BackendError(
+                "tenseal-bfv: the ciphertext's noise budget is exhausted, so it "
+                "would decrypt to garbage; use a preset with a larger ring"
+            )
         pt = seal.Plaintext()
-        self._decryptor.decrypt(ct.normal(self._ev), pt)
+        self._decryptor.decrypt(normal, pt)
         out = np.zeros(self.slots, dtype=np.int64)
         count = min(pt.coeff_count(), self.slots)
         out[:count] = [pt.data(i) for i in range(count)]
@@ -209,7 +220,7 @@ class TenSEALBFVBackend(Backend):
         parms.set_poly_modulus_degree(n)
         moduli = seal.CoeffModulus.BFVDefault(n, seal.SEC_LEVEL_TYPE.TC128)
         if insecure and n < 4096:  # SEAL's default leaves no room for t here
-            moduli = seal.CoeffModulus.Create(n, [60, 60])
+            moduli = seal.CoeffModulus.Create(n, [60, 60, 60])
         parms.set_coeff_modulus(moduli)
         parms.set_plain_modulus(seal.Modulus(t))
         level = seal.SEC_LEVEL_TYPE.NONE if insecure else seal.SEC_LEVEL_TYPE.TC128
