@@ -105,8 +105,11 @@ class Segment:
         bias: integer bias, at the output's scale.
         scale: fractional bits of the convolution's output.
         tensor_scale: fractional bits of the tensor after the client's step.
-        bound: largest magnitude of the output before masking.
+        bound: largest magnitude of the output before masking (interval
+            arithmetic per channel).
         conv_bias: the float bias (per output channel).
+        sum_bound: largest magnitude of any partial sum of the convolution
+            (l1 norms), which decides the reference's integer width.
     """
 
     index: int
@@ -123,6 +126,7 @@ class Segment:
     tensor_scale: int
     bound: int
     conv_bias: np.ndarray
+    sum_bound: int
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -214,7 +218,7 @@ class CoefProgram:
         from hejax.program import check_input
 
         xin = check_input(self.graph.input.shape, x)
-        big = max(s.bound for s in self.segments) >= 2**62
+        big = max(s.sum_bound for s in self.segments) >= 2**62
         x0 = self.quantize_input(xin)
         env = {self.graph.input.name: x0.astype(object) if big else x0}
         for s in self.segments:
@@ -308,8 +312,12 @@ def _shift(x: np.ndarray, bits: int) -> np.ndarray:
 
 
 def _int_conv(s: Segment, x: np.ndarray, big: bool) -> np.ndarray:
-    w = s.weights.astype(object) if big else s.weights
-    return _conv(s, x.astype(object) if big else x.astype(np.int64), w)
+    if big:
+        return _conv(s, x.astype(object), s.weights.astype(object))
+    if s.sum_bound < 2**52:  # every partial sum is an exact float64 integer
+        y = _conv(s, x.astype(np.float64), s.weights.astype(np.float64))
+        return y.astype(np.int64)
+    return _conv(s, x.astype(np.int64), s.weights)
 
 
 def _conv(s: Segment, x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -484,7 +492,10 @@ def compile_coef(graph: Graph, backend: Backend, options: Mapping[str, Any]):
     ring = backend.capabilities.ring_dim
     opened = _segments(graph)
     scale = {graph.input.name: f}
-    bound = {graph.input.name: int(fx.quantize(opts["input_bound"], f))}
+    q_in = int(fx.quantize(opts["input_bound"], f))
+    c_in = graph.input.shape[-1]
+    bound = {graph.input.name: q_in}
+    box = {graph.input.name: _box([-q_in] * c_in, [q_in] * c_in)}
     err = {graph.input.name: 2.0 ** -(f + 1)}
     amp = {graph.input.name: float(opts["input_bound"])}
     need, segments = 0, []
@@ -504,20 +515,29 @@ def compile_coef(graph: Graph, backend: Backend, options: Mapping[str, Any]):
                 raise UnsupportedModelError(f"coef: shortcut {r} has a finer scale")
             residuals.append((r, s_out - scale[r]))
         l1 = np.abs(weights).reshape(-1, conv.shape[-1]).astype(object).sum(axis=0)
-        b_y = max(
+        sums = max(
             int(l1[o]) * bound[src] + abs(int(bias[o])) for o in range(l1.size)
         ) + sum(bound[r] << sh for r, sh in residuals)
+        lo, hi = _conv_box(weights, bias, box[src])
+        for r, sh in residuals:
+            lo, hi = lo + box[r][0] * (1 << sh), hi + box[r][1] * (1 << sh)
+        b_y = int(max(np.max(np.abs(lo)), np.max(np.abs(hi))))
         need = max(need, b_y * ((1 << m) - 1) if masked and not final else b_y)
         rescaled = not masked and not final
+        if rescaled:
+            lo, hi = fx.rescale(lo, g), fx.rescale(hi, g)
+        if seg.relu:
+            lo, hi = np.maximum(lo, 0), np.maximum(hi, 0)
+        box[seg.head] = _box(lo, hi)
         scale[seg.head] = s_out - g if rescaled else s_out
-        bound[seg.head] = fx.rescale(b_y, g) if rescaled else b_y
+        bound[seg.head] = fx.rescale(sums, g) if rescaled else sums
         err[seg.head], amp[seg.head] = _error(
             pack.kernel, weights, g, bias_f, bias, s_out, err, amp, src, seg, rescaled
         )
         segments.append(
             Segment(
                 i, conv, src, tuple(residuals), seg.relu, seg.head, final, pack,
-                weights, bias, s_out, scale[seg.head], b_y, bias_f,
+                weights, bias, s_out, scale[seg.head], b_y, bias_f, sums,
             )
         )  # fmt: skip
     moduli = _moduli(need)
@@ -537,6 +557,31 @@ def compile_coef(graph: Graph, backend: Backend, options: Mapping[str, Any]):
         _mask_classes(graph, segments, masked),
         err[graph.output],
     )
+
+
+def _box(lo, hi):
+    """Per-channel integer interval, widened to hold 0 (padding reads zeros)."""
+    lo = np.minimum(np.array([int(v) for v in lo], dtype=object), 0)
+    hi = np.maximum(np.array([int(v) for v in hi], dtype=object), 0)
+    return lo, hi
+
+
+def _conv_box(weights, bias, box):
+    """Interval of each output channel of ``conv(weights) + bias`` over a box.
+
+    Every output is ``Σ w·x`` with each ``x`` in its channel's interval (or a
+    padding zero, which the interval holds), so the sum of the per-term
+    extremes bounds it.
+    """
+    co = weights.shape[-1]
+    w = weights.reshape(-1, weights.shape[2], co)
+    pos = np.maximum(w, 0).sum(axis=0).astype(object)
+    neg = np.minimum(w, 0).sum(axis=0).astype(object)
+    lo, hi = box
+    b = np.array([int(v) for v in bias], dtype=object)
+    top = (pos * hi[:, None] + neg * lo[:, None]).sum(axis=0) + b
+    bottom = (pos * lo[:, None] + neg * hi[:, None]).sum(axis=0) + b
+    return bottom, top
 
 
 def _error(kernel, weights, g, bias_f, bias, s_out, err, amp, src, seg, rescaled):
