@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -64,6 +64,8 @@ def rounds_of(program: CoefProgram) -> tuple[CoefRound, ...]:
 @dataclasses.dataclass(frozen=True, eq=False)
 class CoefView:
     """What the client needs of a coef program: layouts and scales, no weights."""
+
+    transform: ClassVar[str] = "coef"
 
     digest: str
     backends: tuple[Backend, ...]
@@ -226,6 +228,8 @@ class CoefServer:
         masks: the program's mask mode, or None; coef masks are chosen at
             compile time (they change the fixed-point computation), so any
             other value is an error.
+        permute: must be False: channel permutations are not implemented
+            under this transform.
         seed: seed masks and randomisers deterministically (tests only).
     """
 
@@ -235,14 +239,20 @@ class CoefServer:
         public_bundle: bytes,
         *,
         masks: str | None = None,
+        permute: bool = False,
         seed: int | None = None,
-        **_ignored: Any,
     ):
         if masks is not None and masks != program.masks:
             raise InvalidInputError(
                 f"this coef program was compiled with masks={program.masks!r}; "
                 f"masks={masks!r} needs compiling with that mode (coef modes: "
                 "'channel', 'off')"
+            )
+        if permute:
+            raise InvalidInputError(
+                "channel permutations are not implemented under the coef "
+                "transform (a ciphertext holds several channels and tiles, which "
+                "no product can reorder); use permute=False"
             )
         self.program = program
         self.masks = program.masks

@@ -301,7 +301,9 @@ class Client:
 
 def _coef_party(program: Any, name: str):
     """The coef protocol's class `name` when `program` is a coef program."""
-    if getattr(program, "transform", None) != "coef" or isinstance(program, Program):
+    if getattr(program, "transform", None) != "coef" or isinstance(
+        program, Program | ClientView
+    ):
         return None
     from hejax import coefprotocol
 

@@ -175,3 +175,19 @@ def test_input_beyond_the_compiled_bound_is_refused(models):
         program.reference(x * 3)
     with pytest.raises(errors.InvalidInputError, match="bound"):
         CoefClient(program).encrypt(x * 3)
+
+
+def test_client_view_holds_no_weights_and_permutations_are_refused(models):
+    from hejax.coefprotocol import CoefView
+
+    fn, params, x, _ = models["linear"]
+    program = hejax.compile(
+        fn, params, x, backend=toy("clear-bfv"), transform="coef", masks="channel"
+    )
+    view = CoefView.of(program)
+    assert not any(isinstance(v, np.ndarray) and v.dtype.kind == "f"
+                   for v in vars(view).values())  # fmt: skip
+    client = hejax.Client(view)
+    assert isinstance(client, CoefClient)
+    with pytest.raises(errors.InvalidInputError, match="permutation"):
+        hejax.Server(program, client.public_bundle(), permute=True)
