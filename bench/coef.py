@@ -177,6 +177,9 @@ def main() -> None:
     ap.add_argument("--preset", default="n16384", help="rotation backend preset")
     ap.add_argument("--profile", default=str(RESULTS / "primitives.json"))
     ap.add_argument("--quick", action="store_true", help="skip the 512×512 run")
+    ap.add_argument(
+        "--paper", action="store_true", help="also run the paper model at 64×64"
+    )
     args = ap.parse_args()
     info = machine()
     be = hejax.backends.get(args.backend)
@@ -184,7 +187,7 @@ def main() -> None:
     rows = []
     plan = [
         ("RED-CNN-lite", 64, 16, True),
-        ("RED-CNN-paper (96 ch)", 64, 96, True),
+        ("RED-CNN-paper (96 ch)", 64, 96, args.paper),
         ("RED-CNN-lite", 512, 16, not args.quick),
         ("RED-CNN-paper (96 ch)", 512, 96, False),
     ]

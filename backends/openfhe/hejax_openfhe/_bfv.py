@@ -87,6 +87,7 @@ class OpenFHEBFVContext(CoefContext):
         self._pk = public_key
         self._sk = secret_key
         self._tag = public_key.GetKeyTag()
+        self._zero_ct = None
 
     def _export_public(self) -> bytes:
         return _wire.pack_sections(
@@ -135,7 +136,20 @@ class OpenFHEBFVContext(CoefContext):
                 "openfhe-bfv ciphertext was encrypted under another OpenFHE key "
                 f"(tag {ct.GetKeyTag()[:12]}…, this context's {self._tag[:12]}…)"
             )
+        if not self._has_secret:
+            # A deserialized ciphertext makes every later EvalMult and EvalAdd
+            # 5-10x slower (measured: 0.7-0.9 ms against 0.05-0.15 ms at
+            # N = 8192) until it passes through one addition with a ciphertext
+            # this context made; adding an encryption of zero costs 0.06 ms.
+            ct = self._cc.EvalAdd(self._zero(), ct)
         return ct
+
+    def _zero(self) -> Any:
+        if self._zero_ct is None:
+            self._zero_ct = self._cc.Encrypt(
+                self._pk, self._cc.MakeCoefPackedPlaintext([0])
+            )
+        return self._zero_ct
 
 
 class OpenFHEBFVBackend(Backend):
