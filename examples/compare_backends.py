@@ -4,9 +4,10 @@ Compiles a 5x5 Gaussian convolution (a plain JAX function) for each
 installed backend, encrypts a 64x64 Shepp-Logan phantom, runs the
 rotation-based program on the ciphertexts and compares the decrypted result
 with the clear reference backend. Run it with
-`.venv/bin/python examples/compare_backends.py`.
+`.venv/bin/python examples/compare_backends.py [--size 64]`.
 """
 
+import argparse
 import time
 
 import jax
@@ -29,11 +30,14 @@ def smooth(params, x):
     )
 
 
-def main():
-    image = resize(shepp_logan_phantom(), (64, 64), anti_aliasing=True)
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=64, help="phantom side")
+    size = parser.parse_args(argv).size
+    image = resize(shepp_logan_phantom(), (size, size), anti_aliasing=True)
     x = image[None, :, :, None].astype(np.float32)
     params = {"w": gaussian_kernel().astype(np.float32)}
-    reference = None
+    reference, errors = None, {}
     print(
         f"{'backend':>8} {'slots':>6} {'depth':>5} {'rot keys':>8} "
         f"{'time s':>7} {'max |err| vs clear':>19}"
@@ -51,12 +55,13 @@ def main():
         seconds = time.perf_counter() - start
         reference = out if reference is None else reference
         caps = backend.capabilities
-        err = np.max(np.abs(out - reference))
+        err = errors[name] = float(np.max(np.abs(out - reference)))
         print(
             f"{name:>8} {caps.slots:>6} {program.depth:>5} "
             f"{len(program.rotations):>8} {seconds:>7.2f} {err:>19.2e}"
         )
     print("\n" + program.summary())
+    return errors
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def run_variant(args: argparse.Namespace, variant: str) -> None:
             "variant": variant,
             "features": model.features,
             "kernel_size": model.kernel_size,
-            "command": "python examples/train_redcnn.py " + shlex.join(sys.argv[1:]),
+            "command": "python examples/train_redcnn.py " + shlex.join(args.argv),
             "train_config": dataclasses.asdict(config),
             "dose_config": dataclasses.asdict(data.DoseConfig()),
             "train_seconds": round(result.seconds, 1),
@@ -106,7 +106,9 @@ def run_variant(args: argparse.Namespace, variant: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    args.argv = argv
     args.out.mkdir(parents=True, exist_ok=True)
     variants = list(models.VARIANTS) if args.variant == "all" else [args.variant]
     for variant in variants:

@@ -39,20 +39,40 @@ class Result:
 # -- inputs and outputs -------------------------------------------------------
 
 
-def _input(path: str, dose: float | None, seed: int):
-    """Low-dose image and (when known) normal-dose reference, both in HU."""
+def _input(path: str, dose: float | None, seed: int, crop: int | None = None):
+    """Low-dose image and (when known) normal-dose reference, both in HU.
+
+    The dose is simulated on the whole slice; `crop` then keeps its centre.
+    """
     from hejax.ldct import data
 
     source = data.example_slice_path() if path == EXAMPLE else Path(path)
     image = data.load_image(source)
     if dose is None:
-        return source, image, None
+        return source, _crop(image, crop), None
     config = data.DoseConfig()
     if source.suffix.lower() in (".dcm", ".dicom"):
         config = dataclasses.replace(
             config, pixel_size_mm=data.dicom_pixel_size(source)
         )
-    return source, data.simulate_dose(image, dose, seed, config), image
+    low = data.simulate_dose(image, dose, seed, config)
+    return source, _crop(low, crop), _crop(image, crop)
+
+
+def _crop(image: np.ndarray, size: int | None) -> np.ndarray:
+    """The centre `size` × `size` of `image` (all of it when `size` is None)."""
+    from hejax.errors import InvalidInputError
+
+    if size is None:
+        return image
+    h, w = image.shape
+    if not 0 < size <= min(h, w):
+        raise InvalidInputError(
+            f"--crop must be between 1 and the image's smaller side {min(h, w)}, "
+            f"got {size}"
+        )
+    top, left = (h - size) // 2, (w - size) // 2
+    return image[top : top + size, left : left + size]
 
 
 def _write_png(path: Path, hu: np.ndarray, source: Path) -> None:
@@ -83,6 +103,7 @@ def _write_dcm(path: Path, hu: np.ndarray, source: Path) -> None:
     intercept = float(getattr(ds, "RescaleIntercept", 0.0))
     dtype = ds.pixel_array.dtype
     stored = np.round((hu - intercept) / slope)
+    ds.Rows, ds.Columns = hu.shape  # smaller than the input after --crop
     info = np.iinfo(dtype)
     ds.PixelData = np.clip(stored, info.min, info.max).astype(dtype).tobytes()
     ds.SeriesDescription = "hejax denoised on ciphertexts"
@@ -104,7 +125,7 @@ def _denoise(args) -> Result:
     from hejax.ldct import data, load_pretrained
 
     backend = hejax.backends.get(args.backend, **_preset(args))
-    source, low, normal = _input(args.input, args.dose, args.seed)
+    source, low, normal = _input(args.input, args.dose, args.seed, args.crop)
     model, params = load_pretrained(args.model)
     x = data.hu_to_unit(low)[None, :, :, None].astype(np.float32)
 
@@ -131,7 +152,8 @@ def _denoise(args) -> Result:
 
 
 def _preset(args) -> dict[str, Any]:
-    return {} if args.preset is None else {"preset": args.preset}
+    params = {} if args.preset is None else {"preset": args.preset}
+    return {**params, "insecure": True} if args.insecure else params
 
 
 def _run_with_bar(hejax, client, server, x, program):
@@ -258,13 +280,19 @@ def _print_table(rows: list[tuple[str, str]]) -> None:
 def cmd_compare(args) -> None:
     """``hejax compare``: every available backend × transform, one table."""
     import hejax
+    from hejax.errors import InvalidInputError
 
-    names = [n for n in hejax.backends.available() if n not in ("clear", "clear-bfv")]
+    if args.plain:
+        raise InvalidInputError("compare runs on ciphertexts; drop --plain")
+
+    names = _choose(args.backends, hejax.backends.available(), "backend")
+    names = [n for n in names if n != "clear-bfv"]
+    transforms = _choose(args.transforms, hejax.transforms.names(), "transform")
     masks = args.masks
     rows = []
     for name in names:
         coef = "coefficient" in hejax.backends.get(name).capabilities.encodings
-        for transform in hejax.transforms.names():
+        for transform in transforms:
             if (transform == "coef") != coef:  # slot transforms need slots
                 continue
             args.masks = masks if not coef or masks in ("channel", "off") else "channel"
@@ -291,8 +319,25 @@ def cmd_compare(args) -> None:
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
     text = "\n".join(lines)
     print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text + "\n")
     print(f"table: {args.out}")
+
+
+def _choose(asked: str | None, known: list[str], what: str) -> list[str]:
+    """The comma-separated names in `asked`, or every known one but clear."""
+    from hejax.errors import InvalidInputError
+
+    if asked is None:
+        return [n for n in known if n != "clear"]
+    names = [n.strip() for n in asked.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise InvalidInputError(
+            f"unknown {what} {', '.join(unknown) or repr(asked)}; "
+            f"available: {', '.join(known)}"
+        )
+    return names
 
 
 def cmd_info(args) -> None:
@@ -326,12 +371,18 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dose", type=float, default=None, help="simulate this I0 first")
     p.add_argument("--preset", default=None, help="backend preset")
     p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a preset below 128-bit security (toy sizes, baselines)",
+    )
+    p.add_argument(
         "--masks",
         default="element",
         help="element, channel or off (transform coef: channel or off)",
     )
     p.add_argument("--unmask", default="explicit", help="explicit or fold")
     p.add_argument("--seed", type=int, default=0, help="seed of the dose noise")
+    p.add_argument("--crop", type=int, default=None, help="keep the centre N x N")
     p.add_argument("--plain", action="store_true", help="plaintext model only")
 
 
@@ -349,6 +400,8 @@ def parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="every backend x transform")
     _run_options(cmp_)
     cmp_.add_argument("--out", default="hejax-compare.md")
+    cmp_.add_argument("--backends", default=None, help="comma-separated subset")
+    cmp_.add_argument("--transforms", default=None, help="comma-separated subset")
     cmp_.set_defaults(func=cmd_compare)
     info = sub.add_parser("info", help="backends, presets and models")
     info.set_defaults(func=cmd_info)

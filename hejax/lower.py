@@ -271,14 +271,22 @@ def _plan(graph: Graph, caps: Capabilities, attempt: int) -> lay.Grid:
     return lay.plan_grid(caps.slots, extent, margin, halo, force_tiles=attempt > 0)
 
 
-def _drop_final_mask(b: Builder) -> None:
+def _drop_final_mask(b: Builder, out: TensorLayout) -> TensorLayout:
     """A ReLU that ends the model runs on the client after decryption.
 
     Its boundary then carries the unmasked output, so the masking products
-    before it are removed.
+    before it, and an explicit unmasking after it, are removed. Returns the
+    output layout, which then names the ReLU's registers.
     """
+    unmasked = {}
+    while b.instrs and b.instrs[-1].op == "unmask":
+        ins = b.instrs.pop()
+        unmasked[ins.out[0]] = ins.args[0]
+    if unmasked:
+        regs = np.vectorize(lambda r: unmasked.get(int(r), int(r)))(out.regs)
+        out = TensorLayout(out.shape, out.placement, out.grid, out.states, regs)
     if not b.instrs or b.instrs[-1].op != "relu":
-        return
+        return out
     boundary = b.instrs[-1]
     masks = {ins.out[0]: ins for ins in b.instrs if ins.op == "mask"}
     sources = [masks[r].args[0] for r in boundary.args]
@@ -304,6 +312,7 @@ def _drop_final_mask(b: Builder) -> None:
     )
     b.instrs[:] = [*kept, final]
     b.boundaries[-1] = Boundary(last.layer, "relu", before, last.after, final=True)
+    return out
 
 
 def lower(
@@ -330,8 +339,7 @@ def lower(
             rule = rule_for(node.op, transform)
             env[node.name] = rule(b, node, *(env[s] for s in node.inputs))
             outputs[node.name] = env[node.name].regs
-        out = env[graph.output]
-        _drop_final_mask(b)
+        out = _drop_final_mask(b, env[graph.output])
         try:
             lay.gather_map(out.grid, out.placement, out.states)
         except InternalError as exc:

@@ -28,9 +28,16 @@ from hejax.layout import Grid, Placement, gather_map
 __all__ = ["Instr", "Program", "TensorLayout"]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+_NO_ATTRS: Mapping[str, Any] = types.MappingProxyType({})
+
+
+@dataclasses.dataclass(frozen=True, eq=False, slots=True)
 class Instr:
-    """One primitive: ``out = op(args, **attrs)``, part of IR node `layer`."""
+    """One primitive: ``out = op(args, **attrs)``, part of IR node `layer`.
+
+    Programs hold millions of these (a 512×512 slice), so the class has
+    slots and instructions without attributes share one empty mapping.
+    """
 
     op: str
     out: tuple[int, ...]
@@ -39,7 +46,8 @@ class Instr:
     layer: str
 
     def __post_init__(self):
-        object.__setattr__(self, "attrs", types.MappingProxyType(dict(self.attrs)))
+        attrs = types.MappingProxyType(dict(self.attrs)) if self.attrs else _NO_ATTRS
+        object.__setattr__(self, "attrs", attrs)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -275,12 +283,12 @@ class Program:
         )
         cols = ["layer", "op", "rotations", "mul", "add", "rescale", "pts", "levels"]
         cols += ["cts", "MB"]
-        lines = [head, "  ".join(f"{c:>10}" for c in cols)]
+        rows = [cols]
         for row in self.layers():
             ops = row["ops"]
             cells = [
-                row["layer"][:18],
-                row["op"][:16],
+                row["layer"],
+                row["op"],
                 row["rotations"],
                 ops.get("mul_plain", 0) + ops.get("mul_scalar", 0),
                 ops.get("add", 0) + ops.get("sub", 0) + ops.get("add_plain", 0),
@@ -290,12 +298,30 @@ class Program:
                 row["ciphertexts"],
                 f"{row['bytes'] / 2**20:.1f}",
             ]
-            lines.append("  ".join(f"{c:>10}" for c in cells))
+            rows.append([str(c) for c in cells])
+        widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
+        lines = [head]
+        for r in rows:
+            left = [f"{c:<{w}}" for c, w in zip(r[:2], widths[:2], strict=True)]
+            right = [f"{c:>{w}}" for c, w in zip(r[2:], widths[2:], strict=True)]
+            lines.append("  ".join(left + right).rstrip())
         total = self.op_counts()
         lines.append(
             "total: " + ", ".join(f"{k} {v}" for k, v in sorted(total.items()))
         )
+        lines.append(self._rounds_line())
         return "\n".join(lines)
+
+    def _rounds_line(self) -> str:
+        from hejax.schedule import schedule  # the scheduler builds on programs
+
+        parts = []
+        for r in schedule(self):
+            at = (
+                "" if r.boundary is None else f" at {self.boundaries[r.boundary].layer}"
+            )
+            parts.append(f"{r.index}: {r.ends}{at} ({r.levels} levels)")
+        return f"rounds ({len(parts)}): " + "; ".join(parts)
 
     def cost(self, profile: Mapping[str, Any]) -> float:
         """Predicted server time in seconds from a primitive cost table.

@@ -126,3 +126,39 @@ def test_coef_needs_an_explicit_mask_mode_and_a_bfv_backend(tmp_path, capsys):
     assert "masks" in capsys.readouterr().err
     assert cli.main([*args, "--backend", "clear", "--masks", "off"]) == 2
     assert "coefficient" in capsys.readouterr().err
+
+
+def test_compare_writes_one_row_per_backend_and_transform(tmp_path):
+    out = tmp_path / "cmp" / "table.md"
+    run = hejax(
+        "compare", "example", "--crop", "24", "--backends", "clear",
+        "--transforms", "shift,shift-out", "--out", out,
+    )  # fmt: skip
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| backend | transform | rounds")
+    body = [r.split(" | ") for r in rows[1:]]
+    assert [(r[0], r[1]) for r in body] == [
+        ("| clear", "shift"),
+        ("| clear", "shift-out"),
+    ]
+    assert all(int(r[2]) == 10 and float(r[7]) <= 1e-5 for r in body)
+    assert str(out) in run.stdout
+
+
+def test_compare_refuses_unknown_names_and_plain(tmp_path):
+    for args, message in [
+        (["--backends", "nope"], "unknown backend nope"),
+        (["--transforms", "rot"], "unknown transform rot"),
+        (["--plain"], "drop --plain"),
+    ]:
+        run = hejax("compare", "example", *args, check=False, cwd=tmp_path)
+        assert run.returncode == 2 and message in run.stderr, run.stderr
+        assert "Traceback" not in run.stderr
+
+
+def test_crop_keeps_the_centre_and_is_checked(tmp_path):
+    out = tmp_path / "r.dcm"
+    hejax("denoise", "example", "--crop", "48", "--plain", "--out", out)
+    assert pydicom.dcmread(out).pixel_array.shape == (48, 48)
+    run = hejax("denoise", "example", "--crop", "500", "--plain", check=False)
+    assert run.returncode == 2 and "--crop must be between 1" in run.stderr

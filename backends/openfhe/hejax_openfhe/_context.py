@@ -116,6 +116,7 @@ class OpenFHEContext(Context):
         self._sk = secret_key
         self._tag = public_key.GetKeyTag()
         self._rotation_keys = rotation_keys
+        self._template = None  # a local ciphertext; see `_rehome`
         self._install_rotation_keys()
 
     # -- keys -----------------------------------------------------------
@@ -217,7 +218,33 @@ class OpenFHEContext(Context):
                 f"{ct.GetNoiseScaleDeg()}, but its header says level {level}, "
                 f"degree {degree}"
             )
-        return ct
+        return self._rehome(ct)
+
+    def _rehome(self, ct: Any) -> Any:
+        """The same ciphertext, in an object made by this process.
+
+        A ciphertext object that came out of ``DeserializeCiphertextString``
+        is slow to copy (about 4 ms at N=16384 against 0.1 ms), and every
+        ``EvalAdd``/``EvalMult`` copies its first operand, so a server working
+        on received ciphertexts ran ten times slower than the primitive costs.
+        Moving the polynomials into an empty copy of a locally encrypted
+        ciphertext, with the metadata set from the received one, gives an
+        object that copies at the normal cost; the values are untouched.
+        """
+        if self._template is None:
+            zero = self._cc.MakeCKKSPackedPlaintext([0.0])
+            self._template = self._cc.Encrypt(self._pk, zero)
+        out = self._template.CloneEmpty()
+        out.SetElementsMove(ct.GetElementsMutable())
+        out.SetLevel(ct.GetLevel())
+        out.SetNoiseScaleDeg(ct.GetNoiseScaleDeg())
+        out.SetScalingFactor(ct.GetScalingFactor())
+        out.SetScalingFactorInt(ct.GetScalingFactorInt())
+        out.SetSlots(ct.GetSlots())
+        out.SetKeyTag(ct.GetKeyTag())
+        out.SetEncodingType(ct.GetEncodingType())
+        out.SetHopLevel(ct.GetHopLevel())
+        return out
 
 
 __all__ = ["OpenFHEContext"]
