@@ -65,6 +65,8 @@ class Capabilities:
             to 64 terms, and decrypt, for inputs with magnitude ≤ 1.
         max_abs: largest magnitude a slot may hold without wrapping around.
         ring_dim: polynomial ring dimension N (0 where there is none).
+        plain_modulus: plaintext modulus t of an exact (coefficient) scheme,
+            0 for the others.
     """
 
     scheme: str
@@ -79,6 +81,7 @@ class Capabilities:
     precision: float
     max_abs: float
     ring_dim: int = 0
+    plain_modulus: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Return the capabilities as a plain dict (for tables and JSON)."""

@@ -33,6 +33,7 @@ class Result:
     encrypted: np.ndarray | None
     transcript: Any
     program: Any
+    exact: float | None = None  # max |encrypted - fixed-point reference| (coef)
 
 
 # -- inputs and outputs -------------------------------------------------------
@@ -134,13 +135,20 @@ def _denoise(args) -> Result:
     plain = np.asarray(fn(params, x))[0, ..., 0]
     if args.plain:
         return Result(low, normal, plain, None, None, None)
+    # coef fixes its masks at compile time (they change the fixed-point scales).
+    coef = args.transform == "coef"
+    options = {"masks": args.masks} if coef else {"unmask": args.unmask}
     program = hejax.compile(
-        fn, params, x, backend=backend, transform=args.transform, unmask=args.unmask
+        fn, params, x, backend=backend, transform=args.transform, **options
     )
     client = hejax.Client(program)
     server = hejax.Server(program, client.public_bundle(), masks=args.masks)
     encrypted, transcript = _run_with_bar(hejax, client, server, x, program)
-    return Result(low, normal, plain, encrypted[0, ..., 0], transcript, program)
+    exact = None
+    if coef:
+        ref = program.decode_output(program.reference(x))
+        exact = float(np.max(np.abs(encrypted - ref)))
+    return Result(low, normal, plain, encrypted[0, ..., 0], transcript, program, exact)
 
 
 def _preset(args) -> dict[str, Any]:
@@ -151,7 +159,7 @@ def _preset(args) -> dict[str, Any]:
 def _run_with_bar(hejax, client, server, x, program):
     from tqdm import tqdm
 
-    rounds = len(hejax.schedule(program))
+    rounds = len(server.rounds)
     with tqdm(total=rounds, desc="rounds", unit="round", file=sys.stderr) as bar:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # masks="off" is explicit
@@ -178,6 +186,11 @@ def _table(res: Result) -> list[tuple[str, str]]:
         t = res.transcript
         rows += [
             ("max |enc - plain|", f"{np.max(np.abs(res.encrypted - res.plain)):.2e}"),
+            *(
+                [("max |enc - fixed-point reference|", f"{res.exact:.1e}")]
+                if res.exact is not None
+                else []
+            ),
             ("rounds", str(len(t.rounds))),
             ("bytes client -> server", f"{t.total('bytes_to_server') / 2**20:.1f} MB"),
             ("bytes server -> client", f"{t.total('bytes_to_client') / 2**20:.1f} MB"),
@@ -273,10 +286,16 @@ def cmd_compare(args) -> None:
         raise InvalidInputError("compare runs on ciphertexts; drop --plain")
 
     names = _choose(args.backends, hejax.backends.available(), "backend")
+    names = [n for n in names if n != "clear-bfv"]
     transforms = _choose(args.transforms, hejax.transforms.names(), "transform")
+    masks = args.masks
     rows = []
     for name in names:
+        coef = "coefficient" in hejax.backends.get(name).capabilities.encodings
         for transform in transforms:
+            if (transform == "coef") != coef:  # slot transforms need slots
+                continue
+            args.masks = masks if not coef or masks in ("channel", "off") else "channel"
             args.backend, args.transform = name, transform
             start = time.perf_counter()
             res = _denoise(args)
@@ -356,7 +375,11 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow a preset below 128-bit security (toy sizes, baselines)",
     )
-    p.add_argument("--masks", default="element", help="element, channel or off")
+    p.add_argument(
+        "--masks",
+        default="element",
+        help="element, channel or off (transform coef: channel or off)",
+    )
     p.add_argument("--unmask", default="explicit", help="explicit or fold")
     p.add_argument("--seed", type=int, default=0, help="seed of the dose noise")
     p.add_argument("--crop", type=int, default=None, help="keep the centre N x N")

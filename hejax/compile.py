@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hejax import backends
+from hejax import backends, transforms
 from hejax.errors import InvalidInputError
 from hejax.lower import lower
 from hejax.program import Program
@@ -40,7 +40,11 @@ def compile(  # noqa: A001 - the public name mirrors jax.jit's style of verbs
         backend: a backend name (default preset) or a
             :class:`~hejax.backend.Backend` instance.
         transform: how convolutions are lowered: ``"shift"``,
-            ``"shift-out"`` or ``"auto"`` (see :mod:`hejax.transforms`).
+            ``"shift-out"`` or ``"auto"`` (see :mod:`hejax.transforms`), or
+            ``"coef"`` for coefficient backends, which returns a
+            :class:`~hejax.transforms.coef.CoefProgram` and takes the options
+            ``masks`` (required: ``"channel"`` or ``"off"``), ``frac_bits``,
+            ``weight_bits``, ``mask_bits`` and ``input_bound``.
         **options: ``refresh`` (default True): insert refresh rounds where
             the depth runs out; with False, running out of depth is an error.
             ``round_depth``: at most this many levels per round (default: all
@@ -58,6 +62,15 @@ def compile(  # noqa: A001 - the public name mirrors jax.jit's style of verbs
         InvalidInputError: for a bad input spec, transform or option.
         BackendUnavailableError: for an unknown or broken backend.
     """
+    be = backends.get(backend)
+    compiler = transforms.program_compiler(transform)
+    if compiler is not None:  # a whole-graph transform (coef) checks its options
+        return compiler(trace(fn, params, input_spec), be, options)
+    if "slot" not in be.capabilities.encodings:
+        raise InvalidInputError(
+            f"backend {be.name!r} supports {be.capabilities.encodings} encoding "
+            f"only; transform {transform!r} needs slots. Use transform='coef'"
+        )
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
         raise InvalidInputError(
@@ -67,7 +80,6 @@ def compile(  # noqa: A001 - the public name mirrors jax.jit's style of verbs
         raise InvalidInputError(
             f"unknown unmask mode {options['unmask']!r}; modes: {_UNMASK}"
         )
-    be = backends.get(backend)
     graph = trace(fn, params, input_spec)
     return lower(
         graph,

@@ -204,6 +204,11 @@ class Client:
             a :class:`ClientView`.
     """
 
+    def __new__(cls, program: Any = None, *args: Any, **kwargs: Any):
+        """A :class:`~hejax.coefprotocol.CoefClient` for a coef program."""
+        coef = _coef_party(program, "CoefClient")
+        return coef(program) if coef and cls is Client else super().__new__(cls)
+
     def __init__(self, program: Program | ClientView):
         self.view = (
             program if isinstance(program, ClientView) else ClientView.of(program)
@@ -298,6 +303,17 @@ class Client:
         return self.view.boundaries[index]
 
 
+def _coef_party(program: Any, name: str):
+    """The coef protocol's class `name` when `program` is a coef program."""
+    if getattr(program, "transform", None) != "coef" or isinstance(
+        program, Program | ClientView
+    ):
+        return None
+    from hejax import coefprotocol
+
+    return getattr(coefprotocol, name)
+
+
 def _check_image(view: ClientView, image: Any) -> np.ndarray:
     return check_input(view.input.shape, image)
 
@@ -323,6 +339,13 @@ class Server:
             encryption per ciphertext sent and adds that noise to the result
             (see docs/security.md for what it does and does not give).
     """
+
+    def __new__(cls, program: Any = None, *args: Any, **kwargs: Any):
+        """A :class:`~hejax.coefprotocol.CoefServer` for a coef program."""
+        coef = _coef_party(program, "CoefServer")
+        if coef and cls is Server:
+            return coef(program, *args, **{"masks": None, **kwargs})
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -521,6 +544,9 @@ def run(
     else:
         raise ProgramError("the program ended without an output round")
     for rec, rnd in zip(records, server.rounds, strict=False):
+        if hasattr(rnd, "ciphertexts"):  # rounds that count their own (coef)
+            rec.ciphertexts = rnd.ciphertexts
+            continue
         b = (
             server.program.boundaries[rnd.boundary]
             if rnd.boundary is not None

@@ -104,6 +104,30 @@ def test_main_returns_exit_status_in_process(capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_coef_denoise_is_exact_on_clear_bfv(tmp_path):
+    hu = data.load_image(data.example_slice_path())[40:72, 40:72]
+    np.save(tmp_path / "in.npy", hu)
+    run = hejax(
+        "denoise", tmp_path / "in.npy", "--backend", "clear-bfv", "--preset",
+        "small", "--transform", "coef", "--masks", "off", "--out", tmp_path / "r.npy",
+    )  # fmt: skip
+    exact = float(run.stdout.split("max |enc - fixed-point reference|")[1].split()[0])
+    assert exact == 0.0
+    err = float(run.stdout.split("max |enc - plain|")[1].split()[0])
+    assert err < 0.05  # f = g = 8 fixed point against the float32 model
+    assert "rounds" in run.stdout and np.load(tmp_path / "r.npy").shape == (32, 32)
+
+
+def test_coef_needs_an_explicit_mask_mode_and_a_bfv_backend(tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.zeros((24, 24)))
+    args = ["denoise", str(tmp_path / "in.npy"), "--transform", "coef"]
+    assert cli.main([*args, "--backend", "clear-bfv"]) == 2
+    assert "masks" in capsys.readouterr().err
+    assert cli.main([*args, "--backend", "clear", "--masks", "off"]) == 2
+    assert "coefficient" in capsys.readouterr().err
+
+
 def test_compare_writes_one_row_per_backend_and_transform(tmp_path):
     out = tmp_path / "cmp" / "table.md"
     run = hejax(

@@ -18,6 +18,8 @@ Rule = Callable[..., object]
 
 _RULES: dict[str, dict[str, Rule]] = {"default": {}}
 _DOCS: dict[str, str] = {}
+#: Transforms that compile the whole graph themselves (no per-op rules).
+_PROGRAMS: dict[str, Callable[..., object]] = {}
 
 
 def register(
@@ -34,9 +36,23 @@ def register(
     return wrap
 
 
+def register_program(name: str, compiler: Callable[..., object], doc: str = ""):
+    """Register a transform that compiles a whole graph itself.
+
+    ``compiler(graph, backend, options)`` returns the program.
+    """
+    _PROGRAMS[name] = compiler
+    _DOCS[name] = doc
+
+
+def program_compiler(name: str) -> Callable[..., object] | None:
+    """The whole-graph compiler of transform `name`, or None for rule sets."""
+    return _PROGRAMS.get(name)
+
+
 def names() -> list[str]:
     """Names of the registered transforms (``"default"`` excluded)."""
-    return sorted(t for t in _RULES if t != "default")
+    return sorted({t for t in _RULES if t != "default"} | set(_PROGRAMS))
 
 
 def describe(name: str) -> str:
@@ -61,4 +77,4 @@ def rule_for(op: str, transform: str) -> Rule:
     return rule
 
 
-from hejax.transforms import dense, elementwise, shift_conv  # noqa: E402, F401
+from hejax.transforms import coef, dense, elementwise, shift_conv  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""OpenFHE backend of hejax: CKKS slot arithmetic on OpenFHE.
+"""OpenFHE backends of hejax: CKKS slot arithmetic and BFV coefficients.
 
 It implements :class:`hejax.backend.Backend` on OpenFHE's CKKS with manual
 (FIXEDMANUAL) rescaling, HYBRID key switching and hoisted rotations. It
@@ -8,6 +8,12 @@ that used all levels must go back to the client.
 """
 
 from hejax_openfhe._backend import OpenFHEBackend
+from hejax_openfhe._bfv import OpenFHEBFVBackend, OpenFHEBFVContext
 from hejax_openfhe._context import OpenFHEContext
 
-__all__ = ["OpenFHEBackend", "OpenFHEContext"]
+__all__ = [
+    "OpenFHEBFVBackend",
+    "OpenFHEBFVContext",
+    "OpenFHEBackend",
+    "OpenFHEContext",
+]

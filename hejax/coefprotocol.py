@@ -1,0 +1,418 @@
+"""Client and server of a ``coef`` program: one round per convolution.
+
+The messages are the ones of :mod:`hejax.protocol` (versioned header,
+program digest, session, round, checksum), so a corrupted, replayed or
+foreign message is refused the same way. Each message carries, for every
+plaintext modulus, the ciphertexts of one or more coefficient layouts.
+
+Server, per round: for every tile and output group, the sum over input
+groups of ``ct × kernel`` (masks folded into the kernels), plus the
+shortcut ciphertexts (times a power of two that aligns their scale), plus
+one plaintext that holds the bias at the valid coefficients and fresh
+uniform values mod t everywhere else. Client, per round: decrypt, read the
+valid coefficients, recombine the moduli (CRT), rescale (masks off), ReLU,
+and encode the tensor for each layer that reads it.
+
+See :mod:`hejax.transforms.coef` for what each party sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hejax import _wire
+from hejax import fixedpoint as fx
+from hejax.backend import Backend
+from hejax.coeflayout import CoefLayout
+from hejax.errors import HejaxError, InvalidInputError, ProtocolError
+from hejax.program import check_input
+from hejax.protocol import _expect_count, _Message, _pack, _unpack
+from hejax.transforms.coef import CoefProgram
+
+__all__ = ["CoefClient", "CoefRound", "CoefServer", "CoefView"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CoefRound:
+    """One round: a segment, what ends it, and the ciphertexts it returns."""
+
+    index: int
+    ends: str
+    boundary: None
+    ciphertexts: int
+
+
+def rounds_of(program: CoefProgram) -> tuple[CoefRound, ...]:
+    """The rounds of a coef program."""
+    k = len(program.moduli)
+    return tuple(
+        CoefRound(
+            s.index,
+            "output" if s.final else ("relu" if s.relu else "linear"),
+            None,
+            k * s.pack.output.count,
+        )
+        for s in program.segments
+    )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CoefView:
+    """What the client needs of a coef program: layouts and scales, no weights."""
+
+    transform: ClassVar[str] = "coef"
+
+    digest: str
+    backends: tuple[Backend, ...]
+    moduli: tuple[int, ...]
+    masks: str
+    frac_bits: int
+    weight_bits: int
+    input_bound: float
+    input_shape: tuple[int, ...]
+    input_name: str
+    outputs: tuple[tuple[str, CoefLayout, bool, bool], ...]
+    final_scale: int
+    consumers: Mapping[str, tuple[CoefLayout, ...]]
+    output_shape: tuple[int, ...]
+
+    @classmethod
+    def of(cls, program: CoefProgram) -> CoefView:
+        """The client's view of `program`."""
+        consumers = {
+            name: tuple(program.layout(seg, kind) for seg, kind in uses)
+            for name, uses in program.consumers.items()
+        }
+        return cls(
+            program.digest,
+            program.backends,
+            program.moduli,
+            program.masks,
+            program.frac_bits,
+            program.weight_bits,
+            program.input_bound,
+            program.graph.input.shape,
+            program.graph.input.name,
+            tuple((s.output, s.pack.output, s.relu, s.final) for s in program.segments),
+            program.segments[-1].scale,
+            consumers,
+            program.output_shape,
+        )
+
+
+def _bundle(ctxs) -> bytes:
+    return _wire.pack_sections({str(i): c.public_bundle() for i, c in enumerate(ctxs)})
+
+
+class CoefClient:
+    """The party that owns the image and the keys of a coef program."""
+
+    def __init__(self, program: CoefProgram | CoefView):
+        self.view = program if isinstance(program, CoefView) else CoefView.of(program)
+        self._ctxs = [be.keygen() for be in self.view.backends]
+        self._session: str | None = None
+        self._round = 0
+
+    def public_bundle(self) -> bytes:
+        """The public keys, one per plaintext modulus."""
+        return _bundle(self._ctxs)
+
+    def encrypt(self, image: Any) -> bytes:
+        """Start a session: the quantized image, in every layout that reads it."""
+        view = self.view
+        x = check_input(view.input_shape, image)
+        if np.max(np.abs(x)) > view.input_bound:
+            raise InvalidInputError(
+                f"input magnitude {np.max(np.abs(x)):g} exceeds the bound "
+                f"{view.input_bound:g} the program was compiled for"
+            )
+        self._session = os.urandom(16).hex()
+        cts = self._encode(fx.quantize(x, view.frac_bits), view.input_name)
+        msg = _Message(self._session, 0, "client", "input", cts)
+        self._round = 1
+        return _pack(view.digest, msg)
+
+    def respond(self, message: bytes) -> bytes:
+        """Answer a round: decrypt, rescale, ReLU, re-encode for the next layers."""
+        header, cts = self._receive(message)
+        seg = self._segment(header, final=False)
+        name, _, _, _ = self.view.outputs[seg]
+        tensor = self._read(seg, cts)
+        out = self._encode(tensor, name)
+        reply = _Message(self._session, self._round + 1, "client", "tensor", out)
+        self._round += 2
+        return _pack(self.view.digest, reply)
+
+    def decrypt_output(self, message: bytes) -> np.ndarray:
+        """Decrypt the last round into the model's output (float64)."""
+        header, cts = self._receive(message)
+        seg = self._segment(header, final=True)
+        y = self._read(seg, cts)
+        self._session = None
+        return (y.astype(np.float64) / 2.0**self.view.final_scale).reshape(
+            self.view.output_shape
+        )
+
+    def decrypt_integers(self, message: bytes) -> np.ndarray:
+        """Like :meth:`decrypt_output`, but the exact integer tensor."""
+        header, cts = self._receive(message)
+        y = self._read(self._segment(header, final=True), cts)
+        self._session = None
+        return y
+
+    # -- internals ----------------------------------------------------------
+
+    def _encode(self, tensor: np.ndarray, name: str) -> list[bytes]:
+        out = []
+        for ctx, t in zip(self._ctxs, self.view.moduli, strict=True):
+            res = fx.residues_of(tensor, t)
+            for layout in self.view.consumers[name]:
+                for poly in layout.encode(res):
+                    out.append(ctx.serialize(ctx.encrypt(poly)))
+        return out
+
+    def _read(self, seg: int, cts: list[bytes]) -> np.ndarray:
+        _, layout, relu, final = self.view.outputs[seg]
+        _expect_count(cts, layout.count * len(self._ctxs), f"round {seg}")
+        parts = []
+        for i, (ctx, t) in enumerate(zip(self._ctxs, self.view.moduli, strict=True)):
+            blobs = cts[i * layout.count : (i + 1) * layout.count]
+            polys = np.stack([ctx.decrypt(self._load(ctx, b)) for b in blobs])
+            parts.append(layout.decode(np.mod(polys, t)))
+        y = fx.crt(parts, self.view.moduli)
+        if self.view.masks == "off" and not final:
+            y = fx.rescale(y, self.view.weight_bits)
+        return np.maximum(y, 0) if relu else y
+
+    @staticmethod
+    def _load(ctx, blob: bytes):
+        try:
+            return ctx.deserialize(blob)
+        except HejaxError as exc:
+            raise ProtocolError(
+                f"message holds an unreadable ciphertext: {exc}"
+            ) from exc
+
+    def _segment(self, header, final: bool) -> int:
+        seg = header.get("segment")
+        if not isinstance(seg, int) or not 0 <= seg < len(self.view.outputs):
+            raise ProtocolError(f"message names no valid round ({seg!r})")
+        if self.view.outputs[seg][3] != final:
+            want = "the output" if final else "a round to answer"
+            raise ProtocolError(f"expected {want}, got round {seg}")
+        return seg
+
+    def _receive(self, message: bytes):
+        if self._session is None:
+            raise ProtocolError("no session: call encrypt(image) first")
+        return _unpack(
+            self.view.digest,
+            message,
+            sender="server",
+            session=self._session,
+            round_=self._round,
+        )
+
+
+class CoefServer:
+    """The party that owns the model of a coef program; it holds no secret key.
+
+    Args:
+        program: the compiled coef program.
+        public_bundle: the client's public bundle.
+        masks: the program's mask mode, or None; coef masks are chosen at
+            compile time (they change the fixed-point computation), so any
+            other value is an error.
+        permute: must be False: channel permutations are not implemented
+            under this transform.
+        seed: seed masks and randomisers deterministically (tests only).
+    """
+
+    def __init__(
+        self,
+        program: CoefProgram,
+        public_bundle: bytes,
+        *,
+        masks: str | None = None,
+        permute: bool = False,
+        seed: int | None = None,
+    ):
+        if masks is not None and masks != program.masks:
+            raise InvalidInputError(
+                f"this coef program was compiled with masks={program.masks!r}; "
+                f"masks={masks!r} needs compiling with that mode (coef modes: "
+                "'channel', 'off')"
+            )
+        if permute:
+            raise InvalidInputError(
+                "channel permutations are not implemented under the coef "
+                "transform (a ciphertext holds several channels and tiles, which "
+                "no product can reorder); use permute=False"
+            )
+        self.program = program
+        self.masks = program.masks
+        self._seed = seed
+        sections = _wire.unpack_sections(public_bundle)
+        if len(sections) != len(program.backends):
+            raise ProtocolError(
+                f"public bundle holds {len(sections)} key sets, the program has "
+                f"{len(program.backends)} plaintext moduli"
+            )
+        self._ctxs = [
+            be.load_public(sections[str(i)]) for i, be in enumerate(program.backends)
+        ]
+        self.rounds = rounds_of(program)
+        self._cache: dict[tuple, Any] = {}
+        self._session: str | None = None
+        self.encodings = 0
+
+    def start(self, message: bytes) -> bytes:
+        """Begin a session from the client's input message."""
+        p = self.program
+        header, cts = _unpack(
+            p.digest, message, sender="client", session=None, round_=0
+        )
+        if header.get("kind") != "input":
+            raise ProtocolError(
+                f"a session starts with an input, got {header.get('kind')!r}"
+            )
+        session = header.get("session")
+        if not isinstance(session, str) or len(session) != 32:
+            raise ProtocolError("input message has no valid session id")
+        env = self._store({}, p.graph.input.name, cts)
+        self._rng = np.random.default_rng(self._seed)
+        self._masks = self._draw_masks()
+        self._session, self._env, self._seg, self._round = session, env, 0, 1
+        self.encodings = 0
+        return self._run()
+
+    def step(self, message: bytes) -> bytes:
+        """Continue with the client's re-encoded tensor of the last round."""
+        if self._session is None:
+            raise ProtocolError("no session: call start(message) first")
+        header, cts = _unpack(
+            self.program.digest,
+            message,
+            sender="client",
+            session=self._session,
+            round_=self._round + 1,
+        )
+        if header.get("kind") != "tensor":
+            raise ProtocolError(f"expected a tensor, got {header.get('kind')!r}")
+        name = self.program.segments[self._seg].output
+        self._env = self._store(self._env, name, cts)
+        self._seg += 1
+        self._round += 2
+        return self._run()
+
+    # -- internals ----------------------------------------------------------
+
+    def _store(self, env, name: str, cts: list[bytes]):
+        p = self.program
+        uses = p.consumers[name]
+        sizes = [p.layout(seg, kind).count for seg, kind in uses]
+        _expect_count(cts, sum(sizes) * len(self._ctxs), f"tensor {name}")
+        env = dict(env)
+        pos = 0
+        for i, ctx in enumerate(self._ctxs):
+            for (seg, kind), size in zip(uses, sizes, strict=True):
+                env[(name, seg, kind, i)] = [
+                    self._load(ctx, b) for b in cts[pos : pos + size]
+                ]
+                pos += size
+        return env
+
+    def _load(self, ctx, blob: bytes):
+        try:
+            return ctx.deserialize(blob)
+        except HejaxError as exc:
+            raise ProtocolError(
+                f"message holds an unreadable ciphertext: {exc}"
+            ) from exc
+
+    def _draw_masks(self) -> dict[int, np.ndarray]:
+        p = self.program
+        sizes = {}
+        for name, cls in p.mask_class.items():
+            if cls is not None:
+                sizes[cls] = p.graph.by_name[name].shape[-1]
+        high = 1 << p.mask_bits
+        return {c: self._rng.integers(1, high, n) for c, n in sizes.items()}
+
+    def _mask(self, name: str, t: int) -> np.ndarray:
+        cls = self.program.mask_class.get(name)
+        n = self.program.graph.by_name[name].shape[-1]
+        if cls is None:
+            return np.ones(n, dtype=np.int64)
+        return self._masks[cls] % t
+
+    def _kernels(self, i: int, s) -> dict[tuple[int, int], Any]:
+        ctx, t = self._ctxs[i], self.program.moduli[i]
+        key = (i, s.index)
+        if self.program.masks == "off" and key in self._cache:
+            return self._cache[key]
+        inv = np.array([pow(int(d), -1, t) for d in self._mask(s.source, t)])
+        out_mask = self._mask(s.output, t).astype(np.uint64)
+        mult = (inv[:, None].astype(np.uint64) * out_mask[None, :]) % np.uint64(t)
+        mult = mult.astype(np.int64)
+        pack = s.pack
+        out = {
+            (gi, go): ctx.encode(pack.kernel_poly(s.weights, gi, go, t, mult))
+            for gi in range(pack.in_groups)
+            for go in range(pack.out_groups)
+        }
+        self.encodings += len(out)
+        if self.program.masks == "off":
+            self._cache[key] = out
+        return out
+
+    def _offsets(self, i: int, s) -> np.ndarray:
+        """Bias at the valid coefficients, uniform randomness everywhere else."""
+        t, layout = self.program.moduli[i], s.pack.output
+        mask = self._mask(s.output, t)
+        bias = np.mod(s.bias, t).astype(np.uint64) * mask.astype(np.uint64)
+        bias = (bias % np.uint64(t)).astype(np.int64)
+        h, w, c = layout.shape
+        polys = layout.encode(np.broadcast_to(bias, (h, w, c)))
+        noise = self._rng.integers(0, t, polys.shape)
+        return np.where(layout.read_mask(), polys, noise)
+
+    def _run(self) -> bytes:
+        s = self.program.segments[self._seg]
+        pack = s.pack
+        blobs = []
+        for i, (ctx, t) in enumerate(zip(self._ctxs, self.program.moduli, strict=True)):
+            kernels = self._kernels(i, s)
+            offsets = self._offsets(i, s)
+            ins = self._env.pop((s.source, s.index, "input", i))
+            shortcuts = [
+                (self._env.pop((r, s.index, "residual", i)), shift)
+                for r, shift in s.residuals
+            ]
+            for tile in range(pack.input.tiles):
+                for go in range(pack.out_groups):
+                    k = tile * pack.out_groups + go
+                    acc = None
+                    for gi in range(pack.in_groups):
+                        ct = ins[tile * pack.in_groups + gi]
+                        prod = ctx.mul_plain(ct, kernels[(gi, go)])
+                        acc = prod if acc is None else ctx.add(acc, prod)
+                    for cts, shift in shortcuts:
+                        term = (
+                            cts[k]
+                            if not shift
+                            else ctx.mul_scalar(cts[k], pow(2, shift, t))
+                        )
+                        acc = ctx.add(acc, term)
+                    acc = ctx.add_plain(acc, ctx.encode(offsets[k]))
+                    blobs.append(ctx.serialize(acc))
+        msg = _Message(self._session, self._round, "server", "round", blobs)
+        data = _pack(self.program.digest, msg, segment=s.index)
+        if s.final:
+            self._session = None
+        return data

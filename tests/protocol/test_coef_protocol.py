@@ -1,0 +1,193 @@
+"""The coef transform end to end: client and server on every BFV backend.
+
+Each run's integer output must equal the NumPy fixed-point reference bit for
+bit (np.array_equal), and its float output must stay within the error bound
+the compiler proves. The HE backends run at their toy ring (N = 1024,
+insecure=True) to keep the suite fast; the 128-bit presets are exercised by
+the conformance suite and bench/coef.py.
+"""
+
+import jax
+import numpy as np
+import pytest
+
+import hejax
+from hejax import errors
+from hejax.coefprotocol import CoefClient, CoefServer
+from tests.backends.conftest import backends_with
+from tests.protocol.conftest import redcnn_case
+
+COEF = backends_with("coefficient")
+
+
+def toy(name):
+    if name == "clear-bfv":
+        return hejax.backends.get(name, preset="small")
+    return hejax.backends.get(name, preset="toy", insecure=True)
+
+
+def contractive(params):
+    """Kernels scaled to l1 norm ≤ 1 per output channel.
+
+    The compiler's error bound multiplies the layers' l1 norms; with random
+    weights of larger norm it is valid but far from the measured error. With
+    norms ≤ 1 it is a tight, meaningful bound.
+    """
+
+    def scale(path, a):
+        if path[-1].key != "kernel":
+            return a
+        norm = np.abs(a).reshape(-1, a.shape[-1]).sum(axis=0).max()
+        return a / max(norm, 1.0)
+
+    return jax.tree_util.tree_map_with_path(scale, params)
+
+
+def run_integers(program, x, seed=5):
+    """Drive client and server by hand; return the exact integer output."""
+    client = CoefClient(program)
+    server = CoefServer(program, client.public_bundle(), seed=seed)
+    reply = server.start(client.encrypt(x))
+    for _ in program.segments[:-1]:
+        reply = server.step(client.respond(reply))
+    return client.decrypt_integers(reply)
+
+
+@pytest.fixture(scope="module")
+def models():
+    out = {}
+    for variant in ("linear", "all-relu"):
+        fn, params, x, _ = redcnn_case(variant, 22, 3, seed=2, x64=True)
+        params = contractive(params)
+        with jax.experimental.enable_x64():
+            plain = np.asarray(fn(params, x))
+        out[variant] = (fn, params, x, plain)
+    return out
+
+
+@pytest.mark.parametrize("masks", ["off", "channel"])
+@pytest.mark.parametrize("variant", ["linear", "all-relu"])
+@pytest.mark.parametrize("name", COEF)
+def test_redcnn_is_exact_and_within_the_proven_bound(models, name, variant, masks):
+    fn, params, x, plain = models[variant]
+    program = hejax.compile(
+        fn, params, x, backend=toy(name), transform="coef", masks=masks
+    )
+    ref = program.reference(x)
+    assert np.array_equal(run_integers(program, x), ref)
+
+    client = hejax.Client(program)
+    server = hejax.Server(program, client.public_bundle())
+    out, transcript = hejax.run(client, server, x)
+    assert np.array_equal(out, program.decode_output(ref))
+    assert len(transcript.rounds) == 10
+    # The proven bound for this input is tight enough to mean something
+    # (measured errors are ~2e-3 at f = g = 8; the bound is ~4e-2).
+    bound = program.error_bound_for(x)
+    assert bound <= program.error_bound and bound < 0.06
+    assert np.max(np.abs(out - plain)) <= bound
+
+
+def test_masks_on_needs_more_plaintext_bits_and_off_rescales(models):
+    fn, params, x, _ = models["all-relu"]
+    be = toy("clear-bfv")
+    off = hejax.compile(fn, params, x, backend=be, transform="coef", masks="off")
+    on = hejax.compile(fn, params, x, backend=be, transform="coef", masks="channel")
+    assert {s.tensor_scale for s in off.segments[:-1]} == {off.frac_bits}
+    scales = [s.scale for s in on.segments]
+    assert scales == [on.frac_bits + on.weight_bits * (i + 1) for i in range(10)]
+    assert np.prod(on.moduli, dtype=object) > np.prod(off.moduli, dtype=object)
+
+
+def test_channel_masks_scale_each_channel_and_randomise_the_rest(models):
+    fn, params, x, _ = models["all-relu"]
+    be = toy("clear-bfv")
+    program = hejax.compile(
+        fn, params, x, backend=be, transform="coef", masks="channel"
+    )
+    seen = []
+    for seed in (1, 2):
+        client = CoefClient(program)
+        server = CoefServer(program, client.public_bundle(), seed=seed)
+        reply = server.start(client.encrypt(x))
+        _, cts = client._receive(reply)
+        layout = program.segments[0].pack.output
+        polys = np.stack([client._ctxs[0].decrypt(client._ctxs[0].deserialize(b))
+                          for b in cts[: layout.count]])  # fmt: skip
+        seen.append((client._read(0, cts), polys, layout.read_mask()))
+
+    # The client's first tensor is the reference's up to one positive integer
+    # factor per channel, and that factor changes with the server's seed.
+    ref = _first_tensor(program, x)
+    ratios = []
+    for tensor, _, _ in seen:
+        live = ref > 0
+        r = tensor[live] / ref[live]
+        chan = np.broadcast_to(np.arange(ref.shape[-1]), ref.shape)[live]
+        per = [np.unique(r[chan == c]) for c in np.unique(chan)]  # live channels
+        assert len(per) >= 2
+        assert all(len(p) == 1 and p[0] >= 1 and p[0] == int(p[0]) for p in per)
+        assert np.array_equal(tensor == 0, ref == 0)
+        ratios.append([p[0] for p in per])
+    assert ratios[0] != ratios[1] and any(r > 1 for r in ratios[0])
+
+    # Coefficients the client does not read are uniform mod t, fresh per run.
+    t = program.moduli[0]
+    (_, p1, read), (_, p2, _) = seen
+    spread = np.abs(p1[~read]).astype(float)
+    assert spread.mean() > t / 8 and not np.array_equal(p1[~read], p2[~read])
+
+
+def _first_tensor(program, x):
+    from hejax import fixedpoint as fx
+    from hejax.program import check_input
+    from hejax.transforms.coef import _int_conv
+
+    s = program.segments[0]
+    xin = program.quantize_input(check_input(program.graph.input.shape, x))
+    y = _int_conv(s, xin, False) + s.bias
+    return np.maximum(y, 0) if s.relu else fx.rescale(y, 0)
+
+
+def test_replayed_message_and_wrong_mask_mode_are_refused(models):
+    fn, params, x, _ = models["linear"]
+    be = toy("clear-bfv")
+    program = hejax.compile(fn, params, x, backend=be, transform="coef", masks="off")
+    client = CoefClient(program)
+    with pytest.raises(errors.InvalidInputError, match="masks"):
+        hejax.Server(program, client.public_bundle(), masks="channel")
+    server = CoefServer(program, client.public_bundle())
+    reply = server.start(client.encrypt(x))
+    answer = client.respond(reply)
+    with pytest.raises(errors.ProtocolError):
+        client.respond(reply)
+    server.step(answer)
+    with pytest.raises(errors.ProtocolError):
+        server.step(answer)
+
+
+def test_input_beyond_the_compiled_bound_is_refused(models):
+    fn, params, x, _ = models["linear"]
+    program = hejax.compile(
+        fn, params, x, backend=toy("clear-bfv"), transform="coef", masks="off"
+    )
+    with pytest.raises(errors.InvalidInputError, match="input_bound"):
+        program.reference(x * 3)
+    with pytest.raises(errors.InvalidInputError, match="bound"):
+        CoefClient(program).encrypt(x * 3)
+
+
+def test_client_view_holds_no_weights_and_permutations_are_refused(models):
+    from hejax.coefprotocol import CoefView
+
+    fn, params, x, _ = models["linear"]
+    program = hejax.compile(
+        fn, params, x, backend=toy("clear-bfv"), transform="coef", masks="channel"
+    )
+    view = CoefView.of(program)
+    assert not any(isinstance(v, np.ndarray) and v.dtype.kind == "f"
+                   for v in vars(view).values())  # fmt: skip
+    client = hejax.Client(view)
+    assert isinstance(client, CoefClient)
+    with pytest.raises(errors.InvalidInputError, match="permutation"):
+        hejax.Server(program, client.public_bundle(), permute=True)
