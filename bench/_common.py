@@ -98,12 +98,26 @@ def md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def redcnn_lite(size: int, seed: int = 0, features: int = 16):
-    """RED-CNN-lite, linear variant, with seeded random weights.
+    """RED-CNN-lite, linear variant, with seeded random weights (see `redcnn`)."""
+    return redcnn(size, seed, features=features)
+
+
+def redcnn(
+    size: int,
+    seed: int = 0,
+    *,
+    preset: str = "lite",
+    variant: str = "linear",
+    features: int | None = None,
+):
+    """A RED-CNN with seeded random weights and a seeded random input.
 
     Args:
         size: image side.
         seed: seed of the weights and of the image.
-        features: channels of the hidden layers (16 in RED-CNN-lite).
+        preset: ``"lite"`` (16 channels) or ``"paper"`` (96).
+        variant: ``"linear"``, ``"last-relu"`` or ``"all-relu"``.
+        features: channels of the hidden layers, to replace the preset's.
 
     Returns:
         ``(fn, params, x)``: ``fn(params, x)`` applies the model, `x` is a
@@ -119,7 +133,8 @@ def redcnn_lite(size: int, seed: int = 0, features: int = 16):
 
     from hejax.ldct import models
 
-    model = models.make_model("lite", "linear", features=features)
+    overrides = {} if features is None else {"features": features}
+    model = models.make_model(preset, variant, **overrides)
     params = models.init_params(model, (1, size, size, 1), seed=seed)
     params = jax.tree_util.tree_map(np.asarray, params)
     rng = np.random.default_rng(seed)

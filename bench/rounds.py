@@ -124,6 +124,23 @@ def predicted_rounds(program, profile) -> list[float]:
     ]
 
 
+def describe(program, args, compile_s, bundle, err, check="") -> Config:
+    """The facts of one compiled configuration."""
+    side = program.graph.input.shape[0]
+    return Config(
+        side,
+        program.backend,
+        args.preset,
+        len(program.instrs),
+        compile_s,
+        len(program.rotations),
+        program.input.grid.tiles,
+        bundle,
+        err,
+        check,
+    )
+
+
 def run_full(args, size, backend, model, bar) -> tuple[Config, list[RoundRow]]:
     """Run the whole protocol and record every round."""
     fn, params, x = model
@@ -156,18 +173,7 @@ def run_full(args, size, backend, model, bar) -> tuple[Config, list[RoundRow]]:
         )
         for rec, r, pred in zip(transcript.rounds, rounds, predicted, strict=True)
     ]
-    config = Config(
-        size,
-        backend,
-        args.preset,
-        len(program.instrs),
-        compile_s,
-        len(program.rotations),
-        program.input.grid.tiles,
-        transcript.bundle_bytes,
-        err,
-    )
-    return config, rows
+    return describe(program, args, compile_s, transcript.bundle_bytes, err), rows
 
 
 def run_extrapolated(args, size, backend, model, measured, measured_tiles, bar):
@@ -218,18 +224,7 @@ def run_extrapolated(args, size, backend, model, measured, measured_tiles, bar):
         )
         for r, pred, ref in zip(rounds, predicted, small, strict=True)
     ]
-    config = Config(
-        size,
-        backend,
-        args.preset,
-        len(program.instrs),
-        compile_s,
-        len(program.rotations),
-        program.input.grid.tiles,
-        None,
-        None,
-        check,
-    )
+    config = describe(program, args, compile_s, None, None, check)
     del program, first, part
     gc.collect()
     return config, rows

@@ -102,21 +102,7 @@ def redcnn(preset: str, seed: int = 0):
     """
     import jax
 
-    from hejax.ldct import models
-
-    model = models.make_model(preset, "all-relu")
-    params = models.init_params(model, (1, SIZE, SIZE, 1), seed=seed)
-    params = jax.tree_util.tree_map(np.asarray, params)
-    rng = np.random.default_rng(seed)
-    kernel = params["tconv5"]["kernel"]
-    scale = float(np.std(params["tconv4"]["kernel"]))
-    params["tconv5"]["kernel"] = (rng.standard_normal(kernel.shape) * scale).astype(
-        kernel.dtype
-    )
-    x = rng.uniform(0.0, 1.0, (1, SIZE, SIZE, 1)).astype(np.float32)
-
-    def fn(p, img):
-        return model.apply({"params": p}, img)
+    fn, params, x = _common.redcnn(SIZE, seed, preset=preset, variant="all-relu")
 
     with jax.experimental.enable_x64():
         want = np.asarray(
