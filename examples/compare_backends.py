@@ -4,7 +4,7 @@ Compiles a 5x5 Gaussian convolution (a plain JAX function) for each
 installed backend, encrypts a 64x64 Shepp-Logan phantom, runs the
 rotation-based program on the ciphertexts and compares the decrypted result
 with the clear reference backend. Run it with
-`.venv/bin/python examples/compare_backends.py [--size 64]`.
+`.venv/bin/python examples/compare_backends.py [--size 64] [--backends a,b]`.
 """
 
 import argparse
@@ -33,7 +33,11 @@ def smooth(params, x):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=64, help="phantom side")
-    size = parser.parse_args(argv).size
+    parser.add_argument(
+        "--backends", default=None, help="comma-separated (default: every slot one)"
+    )
+    args = parser.parse_args(argv)
+    size = args.size
     image = resize(shepp_logan_phantom(), (size, size), anti_aliasing=True)
     x = image[None, :, :, None].astype(np.float32)
     params = {"w": gaussian_kernel().astype(np.float32)}
@@ -47,6 +51,8 @@ def main(argv=None):
         for b in hejax.backends.available()
         if b != "clear" and "slot" in hejax.backends.get(b).capabilities.encodings
     ]
+    if args.backends is not None:
+        slot = [b for b in args.backends.split(",") if b != "clear"]
     for name in ["clear", *slot]:
         backend = hejax.backends.get(name)
         program = hejax.compile(smooth, params, x, backend=backend)
