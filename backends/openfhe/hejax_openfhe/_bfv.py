@@ -34,6 +34,7 @@ from hejax.errors import (
 )
 from hejax.ring import CoefContext, centered
 from hejax.security import check_security
+from hejax_openfhe._rehome import rehome
 
 #: Largest prime below 2^32: every mask in ``[1, t)`` is invertible mod it.
 T32 = 4294967291
@@ -136,13 +137,7 @@ class OpenFHEBFVContext(CoefContext):
                 "openfhe-bfv ciphertext was encrypted under another OpenFHE key "
                 f"(tag {ct.GetKeyTag()[:12]}…, this context's {self._tag[:12]}…)"
             )
-        if not self._has_secret:
-            # A deserialized ciphertext makes every later EvalMult and EvalAdd
-            # 5-10x slower (measured: 0.7-0.9 ms against 0.05-0.15 ms at
-            # N = 8192) until it passes through one addition with a ciphertext
-            # this context made; adding an encryption of zero costs 0.06 ms.
-            ct = self._cc.EvalAdd(self._zero(), ct)
-        return ct
+        return rehome(self._zero(), ct)
 
     def _zero(self) -> Any:
         if self._zero_ct is None:

@@ -56,6 +56,7 @@ import openfhe
 from hejax import _wire
 from hejax.backend import Context
 from hejax.errors import KeyMismatchError, LevelMismatchError, SerializationError
+from hejax_openfhe._rehome import rehome
 
 
 class _Plain:
@@ -221,30 +222,10 @@ class OpenFHEContext(Context):
         return self._rehome(ct)
 
     def _rehome(self, ct: Any) -> Any:
-        """The same ciphertext, in an object made by this process.
-
-        A ciphertext object that came out of ``DeserializeCiphertextString``
-        is slow to copy (about 4 ms at N=16384 against 0.1 ms), and every
-        ``EvalAdd``/``EvalMult`` copies its first operand, so a server working
-        on received ciphertexts ran ten times slower than the primitive costs.
-        Moving the polynomials into an empty copy of a locally encrypted
-        ciphertext, with the metadata set from the received one, gives an
-        object that copies at the normal cost; the values are untouched.
-        """
         if self._template is None:
             zero = self._cc.MakeCKKSPackedPlaintext([0.0])
             self._template = self._cc.Encrypt(self._pk, zero)
-        out = self._template.CloneEmpty()
-        out.SetElementsMove(ct.GetElementsMutable())
-        out.SetLevel(ct.GetLevel())
-        out.SetNoiseScaleDeg(ct.GetNoiseScaleDeg())
-        out.SetScalingFactor(ct.GetScalingFactor())
-        out.SetScalingFactorInt(ct.GetScalingFactorInt())
-        out.SetSlots(ct.GetSlots())
-        out.SetKeyTag(ct.GetKeyTag())
-        out.SetEncodingType(ct.GetEncodingType())
-        out.SetHopLevel(ct.GetHopLevel())
-        return out
+        return rehome(self._template, ct)
 
 
 __all__ = ["OpenFHEContext"]
