@@ -1,15 +1,20 @@
 """The `tenseal-bfv` backend: coefficient-encoded BFV on SEAL via tenseal.sealapi.
 
-A plaintext is a SEAL ``Plaintext`` built from its coefficients (the bindings
-offer no coefficient setter, so it is parsed from SEAL's hexadecimal
-polynomial form; zero coefficients are left out, which keeps sparse kernels
-cheap). ``multiply_plain`` runs in NTT form, where it is a pointwise product:
-a ciphertext is moved to NTT form once, however many plaintexts it meets,
-products are summed in NTT form, and a ciphertext returns to coefficient form
-only where BFV needs it (adding a plaintext, decrypting, serializing).
+A plaintext is a SEAL ``Plaintext`` loaded from its coefficients in SEAL's
+own serialized layout (:func:`hejax_tenseal._io.plaintext`; the bindings
+offer no coefficient setter). ``multiply_plain`` runs in NTT form, where it is
+a pointwise product: a ciphertext is moved to NTT form once, however many
+plaintexts it meets, products are summed in NTT form, and a ciphertext
+returns to coefficient form only where BFV needs it (adding a plaintext,
+decrypting, serializing).
 
-The coefficient modulus is SEAL's 128-bit default for the ring dimension
-(``CoeffModulus.BFVDefault``); t follows the hejax-wide limit of 2^32. A
+The coefficient modulus is three 60-bit primes (:data:`COEFF_BITS`), 180 bits,
+inside the HE standard's 128-bit limit for N ≥ 8192; t follows the
+hejax-wide limit of 2^32. The key owner encrypts with the secret key, and
+SEAL sends such a ciphertext with its random half as a seed: half the bytes
+of a public-key encryption. Ciphertexts a server context serializes go to the
+client, which only decrypts them, so they drop to one data prime first
+(``mod_switch_to_next``), which halves them too. A
 result SEAL would call *transparent* (a product by the zero polynomial, or
 ``a - a``) is replaced by a fresh encryption of zero, so no ciphertext ever
 leaves the server in the clear.
@@ -37,6 +42,11 @@ from hejax.security import check_security
 from hejax_tenseal import _io
 
 T32 = 4294967291
+#: Primes of the coefficient modulus: two carry data (120 bits, as OpenFHE
+#: picks for depth 1 at t < 2^32), the last is SEAL's special prime. Sixteen
+#: products of a fresh ciphertext with 400-tap kernels of full-range
+#: coefficients, summed, leave 44 bits of noise budget at N = 8192.
+COEFF_BITS = (60, 60, 60)
 _TRANSPARENT = "transparent"
 
 PRESETS: Mapping[str, Mapping[str, Any]] = {
@@ -46,27 +56,20 @@ PRESETS: Mapping[str, Mapping[str, Any]] = {
 }
 
 
-def _hex_poly(values: np.ndarray) -> str:
-    nz = np.flatnonzero(values)[::-1]
-    if nz.size == 0:
-        return "0"
-    terms = [f"{int(values[i]):X}x^{i}" if i else f"{int(values[i]):X}" for i in nz]
-    return " + ".join(terms)
-
-
 class _Plain:
     """Coefficients of a plaintext with their SEAL forms, made on first use."""
 
-    __slots__ = ("values", "_normal", "_ntt")
+    __slots__ = ("values", "_context", "_normal", "_ntt")
 
-    def __init__(self, values: np.ndarray):
+    def __init__(self, values: np.ndarray, context: Any):
         self.values = values
+        self._context = context
         self._normal = None
         self._ntt = None
 
     def normal(self) -> Any:
         if self._normal is None:
-            self._normal = seal.Plaintext(_hex_poly(self.values))
+            self._normal = _io.plaintext(self.values, self._context)
         return self._normal
 
     def ntt(self, ev: Any, parms_id: Any) -> Any:
@@ -78,31 +81,46 @@ class _Plain:
 
 
 class _Cipher:
-    """A SEAL ciphertext in coefficient form, NTT form, or both (cached)."""
+    """A SEAL ciphertext in coefficient form, NTT form, or both (cached).
 
-    __slots__ = ("_normal", "_ntt")
+    A fresh symmetric encryption is kept as SEAL's seeded bytes (the random
+    half of the ciphertext stored as a seed) and expanded on first use.
+    """
 
-    def __init__(self, normal: Any = None, ntt: Any = None):
+    __slots__ = ("_normal", "_ntt", "seeded", "_context")
+
+    def __init__(
+        self,
+        normal: Any = None,
+        ntt: Any = None,
+        seeded: bytes | None = None,
+        context: Any = None,
+    ):
         self._normal = normal
         self._ntt = ntt
+        self.seeded = seeded
+        self._context = context
 
     def normal(self, ev: Any) -> Any:
         if self._normal is None:
             out = seal.Ciphertext()
-            ev.transform_from_ntt(self._ntt, out)
+            if self.seeded is not None:
+                out = _io.load(out, self.seeded, self._context)
+            else:
+                ev.transform_from_ntt(self._ntt, out)
             self._normal = out
         return self._normal
 
     def ntt(self, ev: Any) -> Any:
         if self._ntt is None:
             out = seal.Ciphertext()
-            ev.transform_to_ntt(self._normal, out)
+            ev.transform_to_ntt(self.normal(ev), out)
             self._ntt = out
         return self._ntt
 
     @property
     def in_ntt(self) -> bool:
-        return self._normal is None
+        return self._normal is None and self.seeded is None
 
 
 class TenSEALBFVContext(CoefContext):
@@ -114,9 +132,11 @@ class TenSEALBFVContext(CoefContext):
         self._ev = seal.Evaluator(self._sc)
         self._pk = public_key
         self._encryptor = seal.Encryptor(self._sc, public_key)
-        self._decryptor = (
-            None if secret_key is None else seal.Decryptor(self._sc, secret_key)
-        )
+        self._decryptor = None
+        self._symmetric = None
+        if secret_key is not None:
+            self._decryptor = seal.Decryptor(self._sc, secret_key)
+            self._symmetric = seal.Encryptor(self._sc, secret_key)
 
     def _export_public(self) -> bytes:
         return _wire.pack_sections(
@@ -124,7 +144,7 @@ class TenSEALBFVContext(CoefContext):
         )
 
     def _encode(self, values: np.ndarray, level: int, degree: int) -> _Plain:
-        return _Plain(values.copy())
+        return _Plain(values.copy(), self._sc)
 
     def _fresh(self, pt: Any) -> _Cipher:
         out = seal.Ciphertext()
@@ -132,7 +152,10 @@ class TenSEALBFVContext(CoefContext):
         return _Cipher(normal=out)
 
     def _encrypt(self, pt: _Plain, level: int) -> _Cipher:
-        return self._fresh(pt.normal())
+        if self._symmetric is None:
+            return self._fresh(pt.normal())
+        seeded = self._symmetric.encrypt_symmetric(pt.normal())
+        return _Cipher(seeded=_io.dump(seeded), context=self._sc)
 
     def _decrypt(self, ct: _Cipher, level: int, degree: int) -> np.ndarray:
         normal = ct.normal(self._ev)
@@ -143,9 +166,9 @@ class TenSEALBFVContext(CoefContext):
             )
         pt = seal.Plaintext()
         self._decryptor.decrypt(normal, pt)
+        coefs = _io.coefficients(pt)[: self.slots]
         out = np.zeros(self.slots, dtype=np.int64)
-        count = min(pt.coeff_count(), self.slots)
-        out[:count] = [pt.data(i) for i in range(count)]
+        out[: coefs.size] = coefs
         return out
 
     def _zero(self) -> _Cipher:
@@ -193,7 +216,14 @@ class TenSEALBFVContext(CoefContext):
         return self._zero() if out is None else _Cipher(ntt=out)
 
     def _serialize_ct(self, ct: _Cipher) -> bytes:
-        return _io.dump(ct.normal(self._ev))
+        if ct.seeded is not None:
+            return ct.seeded
+        normal = ct.normal(self._ev)
+        if not self._has_secret:  # bound for the client, who only decrypts
+            last = seal.Ciphertext()
+            self._ev.mod_switch_to_next(normal, last)
+            normal = last
+        return _io.dump(normal)
 
     def _deserialize_ct(self, data: bytes, level: int, degree: int) -> _Cipher:
         ct = _io.load(seal.Ciphertext(), data, self._sc)
@@ -218,9 +248,7 @@ class TenSEALBFVBackend(Backend):
         n, t = check_coef_params(self.name, params)
         parms = seal.EncryptionParameters(seal.SCHEME_TYPE.BFV)
         parms.set_poly_modulus_degree(n)
-        moduli = seal.CoeffModulus.BFVDefault(n, seal.SEC_LEVEL_TYPE.TC128)
-        if insecure and n < 4096:  # SEAL's default leaves no room for t here
-            moduli = seal.CoeffModulus.Create(n, [60, 60, 60])
+        moduli = seal.CoeffModulus.Create(n, list(COEFF_BITS))
         parms.set_coeff_modulus(moduli)
         parms.set_plain_modulus(seal.Modulus(t))
         level = seal.SEC_LEVEL_TYPE.NONE if insecure else seal.SEC_LEVEL_TYPE.TC128
