@@ -11,7 +11,8 @@ shortcut ciphertexts (times a power of two that aligns their scale), plus
 one plaintext that holds the bias at the valid coefficients and fresh
 uniform values mod t everywhere else. Client, per round: decrypt, read the
 valid coefficients, recombine the moduli (CRT), rescale (masks off), ReLU,
-and encode the tensor for each layer that reads it.
+check the tensor against its calibrated limit (if the program was compiled
+with calibration images), and encode it for each layer that reads it.
 
 See :mod:`hejax.transforms.coef` for what each party sees.
 """
@@ -32,7 +33,7 @@ from hejax.coeflayout import CoefLayout
 from hejax.errors import HejaxError, InvalidInputError, ProtocolError
 from hejax.program import check_input
 from hejax.protocol import _expect_count, _Message, _pack, _unpack
-from hejax.transforms.coef import CoefProgram
+from hejax.transforms.coef import CoefProgram, check_limit
 
 __all__ = ["CoefClient", "CoefRound", "CoefServer", "CoefView"]
 
@@ -80,6 +81,8 @@ class CoefView:
     final_scale: int
     consumers: Mapping[str, tuple[CoefLayout, ...]]
     output_shape: tuple[int, ...]
+    limits: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    headroom_bits: int | None = None
 
     @classmethod
     def of(cls, program: CoefProgram) -> CoefView:
@@ -102,6 +105,8 @@ class CoefView:
             program.segments[-1].scale,
             consumers,
             program.output_shape,
+            program.limits,
+            program.headroom_bits,
         )
 
 
@@ -143,6 +148,7 @@ class CoefClient:
         seg = self._segment(header, final=False)
         name, _, _, _ = self.view.outputs[seg]
         tensor = self._read(seg, cts)
+        check_limit(name, tensor, self.view.limits, self.view.headroom_bits)
         out = self._encode(tensor, name)
         reply = _Message(self._session, self._round + 1, "client", "tensor", out)
         self._round += 2

@@ -44,7 +44,9 @@ def compile(  # noqa: A001 - the public name mirrors jax.jit's style of verbs
             ``"coef"`` for coefficient backends, which returns a
             :class:`~hejax.transforms.coef.CoefProgram` and takes the options
             ``masks`` (required: ``"channel"`` or ``"off"``), ``frac_bits``,
-            ``weight_bits``, ``mask_bits`` and ``input_bound``.
+            ``weight_bits``, ``mask_bits``, ``input_bound``, ``calibration``
+            (images that cap the feature maps, checked at run time) and
+            ``headroom_bits``.
         **options: ``refresh`` (default True): insert refresh rounds where
             the depth runs out; with False, running out of depth is an error.
             ``round_depth``: at most this many levels per round (default: all

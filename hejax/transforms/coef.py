@@ -39,6 +39,29 @@ or several recombined by CRT on the client when one is not enough.
   integer reference, which rescales only the final output (a division by a
   power of two, exact in float64 below 2^53).
 
+Proven or calibrated bounds
+---------------------------
+By default every bound is proven by interval arithmetic from ``input_bound``
+alone. Across a deep net such bounds grow by the kernels' l1 norms at every
+layer (4 bits per layer for RED-CNN-lite), far beyond what any real image
+reaches, and each 32 bits of growth costs one more modulus, so one more copy
+of every ciphertext. With ``calibration=`` (one or more images the model
+owner holds) the compiler caps each feature map the client sends at its peak
+on those images times ``2^headroom_bits`` (default 2, with masks ``channel``
+also times the largest mask) and sizes T for the capped values. The cap is a
+promise the client checks: before it encrypts a feature map it compares the
+map's largest magnitude with the cap and raises
+:class:`~hejax.errors.InvalidInputError` if it is exceeded, so the next layer
+can never wrap; the reference does the same. Under channel masks the client
+sees ``d·y`` with ``1 ≤ d < 2^mask_bits``: it checks ``|d·y|`` against
+``(2^mask_bits − 1)`` times the cap, which bounds ``|y|`` by that much too,
+so T grows by ``mask_bits`` bits over the masks-off case (calibration then
+helps only where proven bounds had grown by more than that). Every input
+whose feature maps stay within the caps passes; under channel masks one
+beyond them may pass too, depending on the masks, and is still exact. The
+reference refuses exactly the inputs beyond the caps. A calibrated program
+computes exactly, or refuses; it never returns a wrapped value.
+
 Residual shortcuts need the shortcut tensor and the output it is added to
 under the same mask, because one ciphertext holds several channels and a
 product can only scale all of them alike: masks are drawn per class of
@@ -79,10 +102,17 @@ from hejax.ir import Graph, Node
 from hejax.ring import MAX_PLAIN_MODULUS
 from hejax.transforms import register_program
 
-__all__ = ["CoefProgram", "Segment", "compile_coef"]
+__all__ = ["CoefProgram", "Segment", "check_limit", "compile_coef"]
 
 MASK_MODES = ("channel", "off")
-DEFAULTS = {"frac_bits": 8, "weight_bits": 8, "mask_bits": 8, "input_bound": 1.0}
+DEFAULTS = {
+    "frac_bits": 8,
+    "weight_bits": 8,
+    "mask_bits": 8,
+    "input_bound": 1.0,
+    "calibration": None,
+    "headroom_bits": 2,
+}
 #: At most this many plaintext moduli (each multiplies every ciphertext).
 MAX_MODULI = 6
 
@@ -147,6 +177,11 @@ class CoefProgram:
             the client encodes it into.
         mask_class: tensor name -> mask class (None: never masked).
         error_bound: proven max absolute difference from the float model.
+        limits: tensor name -> largest magnitude the client may see of it
+            (masked, under channel masks) before it refuses (calibrated
+            bounds); tensors not named are bounded by proof.
+        headroom_bits: calibrated limits are the calibration peak times
+            2^headroom_bits (None: every bound is proven).
     """
 
     graph: Graph
@@ -161,6 +196,8 @@ class CoefProgram:
     consumers: Mapping[str, tuple[tuple[int, str], ...]]
     mask_class: Mapping[str, int | None]
     error_bound: float
+    limits: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    headroom_bits: int | None = None
     transform: str = "coef"
 
     @property
@@ -176,7 +213,9 @@ class CoefProgram:
     @functools.cached_property
     def digest(self) -> str:
         """A short hash of the program's structure, weights and moduli."""
-        h = hashlib.sha256(f"coef:{self.moduli}:{self.masks}".encode())
+        h = hashlib.sha256(
+            f"coef:{self.moduli}:{self.masks}:{sorted(self.limits.items())}".encode()
+        )
         for be in self.backends:
             h.update(be.fingerprint.encode())
         for s in self.segments:
@@ -188,6 +227,12 @@ class CoefProgram:
         """Layout of a segment's input (``"input"``) or output / shortcut."""
         pack = self.segments[seg].pack
         return pack.input if kind == "input" else pack.output
+
+    @property
+    def true_limits(self) -> dict[str, int]:
+        """:attr:`limits` of the unmasked values: the calibrated headroom region."""
+        spread = (1 << self.mask_bits) - 1 if self.masks == "channel" else 1
+        return {name: cap // spread for name, cap in self.limits.items()}
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -218,18 +263,11 @@ class CoefProgram:
         from hejax.program import check_input
 
         xin = check_input(self.graph.input.shape, x)
-        big = max(s.sum_bound for s in self.segments) >= 2**62
-        x0 = self.quantize_input(xin)
-        env = {self.graph.input.name: x0.astype(object) if big else x0}
+        env = {self.graph.input.name: self.quantize_input(xin)}
+        limits = self.true_limits
         for s in self.segments:
-            y = _int_conv(s, env[s.source], big) + (
-                s.bias.astype(object) if big else s.bias
-            )
-            for name, shift in s.residuals:
-                y = y + _shift(env[name], shift)
-            if self.masks == "off" and not s.final:
-                y = fx.rescale(y, self.weight_bits)
-            env[s.output] = np.maximum(y, 0) if s.relu else y
+            env[s.output] = _step(s, env, self.masks == "off")
+            check_limit(s.output, env[s.output], limits, self.headroom_bits)
         return env[self.segments[-1].output]
 
     def error_bound_for(self, x: Any) -> float:
@@ -250,9 +288,9 @@ class CoefProgram:
         for s in self.segments:
             wq = s.weights / 2.0**self.weight_bits
             bias_f = s.conv_bias
-            y = _conv(s, val[s.source], s.pack.kernel) + bias_f
-            e = _conv(s, err[s.source], np.abs(wq))
-            e = e + _conv(s, np.abs(val[s.source]), np.abs(wq - s.pack.kernel))
+            y = _conv(s.conv, val[s.source], s.pack.kernel) + bias_f
+            e = _conv(s.conv, err[s.source], np.abs(wq))
+            e = e + _conv(s.conv, np.abs(val[s.source]), np.abs(wq - s.pack.kernel))
             e = e + np.abs(s.bias.astype(np.float64) / 2.0**s.scale - bias_f)
             for r, _ in s.residuals:
                 y, e = y + val[r], e + err[r]
@@ -307,22 +345,44 @@ class CoefProgram:
         return "\n".join(lines)
 
 
+def check_limit(
+    name: str, tensor: np.ndarray, limits: Mapping[str, int], headroom: int | None
+) -> None:
+    """Refuse a tensor above its calibrated limit, before it can wrap mod T.
+
+    Raises:
+        InvalidInputError: naming the tensor, its peak and the limit.
+    """
+    limit = limits.get(name)
+    if limit is None:
+        return
+    peak = int(np.max(np.abs(tensor))) if np.size(tensor) else 0
+    if peak > limit:
+        raise InvalidInputError(
+            f"feature map {name!r} reaches {peak} (integer), above the limit "
+            f"{limit} calibrated with {headroom} bits of headroom, so the next "
+            "layer could wrap around the plaintext modulus. The input is unlike "
+            "the calibration images: compile with more headroom_bits, other "
+            "calibration images, or without calibration (proven bounds)"
+        )
+
+
 def _shift(x: np.ndarray, bits: int) -> np.ndarray:
     return x * (1 << bits) if bits else x
 
 
 def _int_conv(s: Segment, x: np.ndarray, big: bool) -> np.ndarray:
     if big:
-        return _conv(s, x.astype(object), s.weights.astype(object))
+        return _conv(s.conv, x.astype(object), s.weights.astype(object))
     if s.sum_bound < 2**52:  # every partial sum is an exact float64 integer
-        y = _conv(s, x.astype(np.float64), s.weights.astype(np.float64))
+        y = _conv(s.conv, x.astype(np.float64), s.weights.astype(np.float64))
         return y.astype(np.int64)
-    return _conv(s, x.astype(np.int64), s.weights)
+    return _conv(s.conv, x.astype(np.int64), s.weights)
 
 
-def _conv(s: Segment, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Stride, padding and dilations of segment `s` with kernel `w` (any dtype)."""
-    a = s.conv.attrs
+def _conv(conv: Node, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Stride, padding and dilations of node `conv` with kernel `w` (any dtype)."""
+    a = conv.attrs
     (ly, lx), (sy, sx) = a["lhs_dilation"], a["stride"]
     (pt, pb), (pl, pr) = a["padding"]
     h, wd, c = x.shape
@@ -336,7 +396,7 @@ def _conv(s: Segment, x: np.ndarray, w: np.ndarray) -> np.ndarray:
         max(-pt, 0) : xp.shape[0] - max(-pb, 0), max(-pl, 0) : xp.shape[1] - max(-pr, 0)
     ]
     kh, kw, _, co = w.shape
-    oh, ow = s.conv.shape[:2]
+    oh, ow = conv.shape[:2]
     out = np.zeros((oh, ow, co), dtype=x.dtype)
     for ky in range(kh):
         for kx in range(kw):
@@ -440,12 +500,34 @@ def _options(options: Mapping[str, Any]) -> dict[str, Any]:
             "to a positive factor per channel, 'off' shows it in the clear"
         )
     opts = {**DEFAULTS, **options}
-    for key in ("frac_bits", "weight_bits", "mask_bits"):
+    for key in ("frac_bits", "weight_bits", "mask_bits", "headroom_bits"):
         if not isinstance(opts[key], int) or not 0 <= opts[key] <= 24:
             raise InvalidInputError(f"`{key}` must be an int in [0, 24]")
     if not opts["input_bound"] > 0:
         raise InvalidInputError("`input_bound` must be positive")
     return opts
+
+
+def _calibration(images: Any, shape: tuple[int, ...], bound: float) -> np.ndarray:
+    """Calibration images as a float64 ``(B, H, W, C)`` batch, checked."""
+    x = np.asarray(images, dtype=np.float64)
+    if x.shape == shape:
+        x = x[None]
+    elif x.ndim == len(shape) + 1 and x.shape[0] == 1 and x.shape[1:] == shape:
+        pass
+    elif x.ndim != len(shape) + 1 or x.shape[1:] != shape:
+        raise InvalidInputError(
+            f"calibration images must have shape {shape} or (B, *{shape}), got "
+            f"{x.shape}"
+        )
+    if x.shape[0] == 0 or not np.all(np.isfinite(x)):
+        raise InvalidInputError("calibration images must be finite and not empty")
+    if np.max(np.abs(x)) > bound:
+        raise InvalidInputError(
+            f"calibration images reach {np.max(np.abs(x)):g}, above input_bound "
+            f"{bound:g}"
+        )
+    return x
 
 
 def _moduli(need: int) -> tuple[int, ...]:
@@ -498,6 +580,12 @@ def compile_coef(graph: Graph, backend: Backend, options: Mapping[str, Any]):
     box = {graph.input.name: _box([-q_in] * c_in, [q_in] * c_in)}
     err = {graph.input.name: 2.0 ** -(f + 1)}
     amp = {graph.input.name: float(opts["input_bound"])}
+    cal = opts["calibration"]
+    if cal is not None:
+        cal = _calibration(cal, graph.input.shape, float(opts["input_bound"]))
+    ints = {} if cal is None else {graph.input.name: list(fx.quantize(cal, f))}
+    limits: dict[str, int] = {}
+    spread = (1 << m) - 1 if masked else 1  # the largest channel mask
     need, segments = 0, []
     for i, seg in enumerate(opened):
         conv, final = seg.conv, i == len(opened) - 1
@@ -528,18 +616,31 @@ def compile_coef(graph: Graph, backend: Backend, options: Mapping[str, Any]):
             lo, hi = fx.rescale(lo, g), fx.rescale(hi, g)
         if seg.relu:
             lo, hi = np.maximum(lo, 0), np.maximum(hi, 0)
-        box[seg.head] = _box(lo, hi)
         scale[seg.head] = s_out - g if rescaled else s_out
         bound[seg.head] = fx.rescale(sums, g) if rescaled else sums
         err[seg.head], amp[seg.head] = _error(
             pack.kernel, weights, g, bias_f, bias, s_out, err, amp, src, seg, rescaled
         )
-        segments.append(
-            Segment(
-                i, conv, src, tuple(residuals), seg.relu, seg.head, final, pack,
-                weights, bias, s_out, scale[seg.head], b_y, bias_f, sums,
-            )
+        segment = Segment(
+            i, conv, src, tuple(residuals), seg.relu, seg.head, final, pack,
+            weights, bias, s_out, scale[seg.head], b_y, bias_f, sums,
         )  # fmt: skip
+        segments.append(segment)
+        if cal is not None and not final:
+            # Peaks of the exact integers the client will see (unmasked).
+            ints[seg.head] = [
+                _step(segment, env, not masked) for env in _envs(ints, len(cal))
+            ]
+            peak = max(int(np.max(np.abs(y))) for y in ints[seg.head])
+            proven = int(max(np.max(np.abs(lo)), np.max(np.abs(hi))))
+            # The client checks what it sees, d·y under masks (1 <= d <= M),
+            # which bounds the true |y| only by M times the cap.
+            cap = max(peak << opts["headroom_bits"], 1)
+            limits[seg.head] = min(cap, proven) * spread
+            lo = np.maximum(lo, -limits[seg.head])
+            hi = np.minimum(hi, limits[seg.head])
+            bound[seg.head] = min(bound[seg.head], limits[seg.head])
+        box[seg.head] = _box(lo, hi)
     moduli = _moduli(need)
     backends = tuple(_with_modulus(backend, t) for t in moduli)
     consumers = _consumers(graph, segments)
@@ -556,7 +657,25 @@ def compile_coef(graph: Graph, backend: Backend, options: Mapping[str, Any]):
         consumers,
         _mask_classes(graph, segments, masked),
         err[graph.output],
+        limits,
+        opts["headroom_bits"] if cal is not None else None,
     )
+
+
+def _envs(ints: Mapping[str, list], count: int):
+    """Per calibration image, the integer tensors computed so far."""
+    return [{name: vals[k] for name, vals in ints.items()} for k in range(count)]
+
+
+def _step(s: Segment, env: Mapping[str, np.ndarray], rescale: bool) -> np.ndarray:
+    """The exact integer output of segment `s` (unmasked), as the client gets it."""
+    big = s.sum_bound >= 2**62
+    y = _int_conv(s, env[s.source], big) + (s.bias.astype(object) if big else s.bias)
+    for name, shift in s.residuals:
+        y = y + _shift(env[name].astype(object) if big else env[name], shift)
+    if rescale and not s.final:
+        y = fx.rescale(y, s.scale - s.tensor_scale)
+    return np.maximum(y, 0) if s.relu else y
 
 
 def _box(lo, hi):
