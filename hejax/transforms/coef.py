@@ -146,6 +146,8 @@ class CoefProgram:
         consumers: tensor name -> ``(segment, "input" | "residual")`` layouts
             the client encodes it into.
         mask_class: tensor name -> mask class (None: never masked).
+        perm_class: tensor name -> permutation class, whatever the mask mode
+            (None: never permuted, the classes of the input and the output).
         error_bound: proven max absolute difference from the float model.
     """
 
@@ -160,6 +162,7 @@ class CoefProgram:
     input_bound: float
     consumers: Mapping[str, tuple[tuple[int, str], ...]]
     mask_class: Mapping[str, int | None]
+    perm_class: Mapping[str, int | None]
     error_bound: float
     transform: str = "coef"
 
@@ -543,6 +546,7 @@ def compile_coef(graph: Graph, backend: Backend, options: Mapping[str, Any]):
     moduli = _moduli(need)
     backends = tuple(_with_modulus(backend, t) for t in moduli)
     consumers = _consumers(graph, segments)
+    classes = _shortcut_classes(graph, segments)
     return CoefProgram(
         graph,
         tuple(segments),
@@ -554,7 +558,8 @@ def compile_coef(graph: Graph, backend: Backend, options: Mapping[str, Any]):
         m,
         float(opts["input_bound"]),
         consumers,
-        _mask_classes(graph, segments, masked),
+        {k: (c if masked else None) for k, c in classes.items()},
+        classes,
         err[graph.output],
     )
 
@@ -623,8 +628,14 @@ def _consumers(graph: Graph, segments: list[Segment]):
     return {k: tuple(v) for k, v in uses.items()}
 
 
-def _mask_classes(graph: Graph, segments: list[Segment], masked: bool):
-    """Tensors joined by shortcuts share a mask; input and output classes get none."""
+def _shortcut_classes(graph: Graph, segments: list[Segment]):
+    """Tensors joined by shortcuts share a class; input and output get none.
+
+    A class shares one channel mask and one channel permutation: one
+    ciphertext holds several channels, so a shortcut can only be added to an
+    output that carries the same mask and the same channel order. The
+    client owns the input's class and reads the output's in the clear.
+    """
     parent = {s.output: s.output for s in segments}
     parent[graph.input.name] = graph.input.name
 
@@ -639,7 +650,7 @@ def _mask_classes(graph: Graph, segments: list[Segment], masked: bool):
     free = {find(graph.input.name), find(segments[-1].output)}
     roots = sorted({find(k) for k in parent} - free)
     index = {r: i for i, r in enumerate(roots)}
-    return {k: (index.get(find(k)) if masked else None) for k in parent}
+    return {k: index.get(find(k)) for k in parent}
 
 
 register_program(
