@@ -45,6 +45,20 @@ product can only scale all of them alike: masks are drawn per class of
 tensors joined by shortcuts, and the class of the model's input (which the
 client owns) and of its output is unmasked.
 
+Channel permutations (``CoefServer(..., permute=True)``, in either mask
+mode) are folded into the plaintexts too, with no ciphertext operation: per
+session the server draws a random order of the channels for each class of
+tensors joined by shortcuts (the input's and the output's classes keep
+theirs). Channel ``c`` of a tensor in order ``p`` sits at position
+``p[c]`` of what the client holds. A segment that reads a tensor in order
+``p_in`` and writes one in order ``p_out`` uses the kernel
+``W'[..., p_in[c], p_out[o]] = W[..., c, o]`` (the mask factors moved
+alike) and the bias ``b'[p_out[o]] = b[o]``. The client rescales, rectifies
+and re-encodes the channels in the order they come (the rescale and ReLU
+act on each value alone, so they commute with the reordering), and a
+shortcut is already in the order of the sum it joins, since both are in
+one class. The output is in the model's order and bit for bit the same.
+
 What the client sees: with masks off, every feature map after every
 convolution. With channel masks, every feature map up to one unknown
 positive factor per channel (so the sign pattern, the zeros and all ratios
@@ -52,8 +66,11 @@ within a channel; a ReLU network is invariant to such scaling, so this
 hides less than per-element masks, which coefficient encoding cannot undo),
 and the same factor on a shortcut and the sum it feeds. Every other
 coefficient of a returned ciphertext (partial sums of other channel pairs,
-tile garbage) is replaced by a uniformly random value mod T. Channel
-permutations are not applied under this transform.
+tile garbage) is replaced by a uniformly random value mod T. With
+permutations the client sees the same set of feature maps, but in a random
+order per session and class: that hides which channel is which, not the
+maps themselves, and a client that sends related images can still line up
+the maps of two sessions by their content.
 
 Not handled: dense layers, grouped convolutions, ``mul_const``/``sub``
 nodes, a ReLU applied to the input or followed by a server-side operation
