@@ -6,15 +6,21 @@ foreign message is refused the same way. Each message carries, for every
 plaintext modulus, the ciphertexts of one or more coefficient layouts.
 
 Server, per round: for every tile and output group, the sum over input
-groups of ``ct × kernel`` (masks folded into the kernels), plus the
-shortcut ciphertexts (times a power of two that aligns their scale), plus
-one plaintext that holds the bias at the valid coefficients and fresh
-uniform values mod t everywhere else. Client, per round: decrypt, read the
-valid coefficients, recombine the moduli (CRT), rescale (masks off), ReLU,
-check the tensor against its calibrated limit (if the program was compiled
-with calibration images), and encode it for each layer that reads it.
+groups of ``ct × kernel``, plus the shortcut ciphertexts (times a power of
+two that aligns their scale), plus one plaintext that holds the bias at the
+valid coefficients and fresh uniform values mod t everywhere else; masks
+and channel permutations are folded into the kernel and bias plaintexts.
+Client, per round: decrypt, read the valid coefficients, recombine the
+moduli (CRT), rescale (masks off), ReLU, check the tensor against its
+calibrated limit (if the program was compiled with calibration images), and
+encode it for each layer that reads it; it runs the same code whether or not
+the channels are permuted.
 
-See :mod:`hejax.transforms.coef` for what each party sees.
+With ``permute=True`` the client receives the feature maps of every tensor
+not joined by a shortcut to the input or the output in a random channel
+order, fresh per session: that hides which channel is which, not the maps
+(nor, with ``masks="channel"``, each map up to its positive factor). See
+:mod:`hejax.transforms.coef` for what each party sees.
 """
 
 from __future__ import annotations
@@ -234,9 +240,16 @@ class CoefServer:
         masks: the program's mask mode, or None; coef masks are chosen at
             compile time (they change the fixed-point computation), so any
             other value is an error.
-        permute: must be False: channel permutations are not implemented
-            under this transform.
-        seed: seed masks and randomisers deterministically (tests only).
+        permute: reorder the channels of every hidden tensor by a fresh
+            random permutation per session and class of tensors joined by
+            shortcuts (the input's and the output's classes stay in order).
+            The client then sees the same feature maps in another order: it
+            hides which channel is which, not the maps (nor, with channel
+            masks, each map up to its factor). Off by default, also through
+            :class:`hejax.Server`, which passes on only the arguments it is
+            given.
+        seed: seed masks, permutations and randomisers deterministically
+            (tests only); each session then draws the same ones.
     """
 
     def __init__(
@@ -254,14 +267,9 @@ class CoefServer:
                 f"masks={masks!r} needs compiling with that mode (coef modes: "
                 "'channel', 'off')"
             )
-        if permute:
-            raise InvalidInputError(
-                "channel permutations are not implemented under the coef "
-                "transform (a ciphertext holds several channels and tiles, which "
-                "no product can reorder); use permute=False"
-            )
         self.program = program
         self.masks = program.masks
+        self.permute = bool(permute)
         self._seed = seed
         sections = _wire.unpack_sections(public_bundle)
         if len(sections) != len(program.backends):
@@ -293,6 +301,7 @@ class CoefServer:
         env = self._store({}, p.graph.input.name, cts)
         self._rng = np.random.default_rng(self._seed)
         self._masks = self._draw_masks()
+        self._perms = self._draw_perms()
         self._session, self._env, self._seg, self._round = session, env, 0, 1
         self.encodings = 0
         return self._run()
@@ -357,23 +366,46 @@ class CoefServer:
             return np.ones(n, dtype=np.int64)
         return self._masks[cls] % t
 
+    def _draw_perms(self) -> dict[int, np.ndarray]:
+        """Per permutation class, ``p`` with channel ``c`` sent at ``p[c]``."""
+        if not self.permute:
+            return {}
+        p = self.program
+        sizes = {}
+        for name, cls in p.perm_class.items():
+            if cls is not None:
+                sizes[cls] = p.graph.by_name[name].shape[-1]
+        return {c: self._rng.permutation(n) for c, n in sorted(sizes.items())}
+
+    def _order(self, name: str) -> np.ndarray:
+        """Where each channel of tensor `name` sits in what the client holds."""
+        cls = self.program.perm_class.get(name)
+        if cls in self._perms:
+            return self._perms[cls]
+        return np.arange(self.program.graph.by_name[name].shape[-1])
+
     def _kernels(self, i: int, s) -> dict[tuple[int, int], Any]:
         ctx, t = self._ctxs[i], self.program.moduli[i]
         key = (i, s.index)
-        if self.program.masks == "off" and key in self._cache:
+        # Masks and permutations are fresh per session: only the plain
+        # kernels can be kept from one session to the next.
+        reuse = self.program.masks == "off" and not self.permute
+        if reuse and key in self._cache:
             return self._cache[key]
         inv = np.array([pow(int(d), -1, t) for d in self._mask(s.source, t)])
         out_mask = self._mask(s.output, t).astype(np.uint64)
         mult = (inv[:, None].astype(np.uint64) * out_mask[None, :]) % np.uint64(t)
-        mult = mult.astype(np.int64)
+        p_in, p_out = self._order(s.source), self._order(s.output)
+        weights = _reorder(s.weights, p_in, p_out)
+        mult = _reorder(mult.astype(np.int64), p_in, p_out)
         pack = s.pack
         out = {
-            (gi, go): ctx.encode(pack.kernel_poly(s.weights, gi, go, t, mult))
+            (gi, go): ctx.encode(pack.kernel_poly(weights, gi, go, t, mult))
             for gi in range(pack.in_groups)
             for go in range(pack.out_groups)
         }
         self.encodings += len(out)
-        if self.program.masks == "off":
+        if reuse:
             self._cache[key] = out
         return out
 
@@ -382,9 +414,10 @@ class CoefServer:
         t, layout = self.program.moduli[i], s.pack.output
         mask = self._mask(s.output, t)
         bias = np.mod(s.bias, t).astype(np.uint64) * mask.astype(np.uint64)
-        bias = (bias % np.uint64(t)).astype(np.int64)
+        moved = np.empty(bias.size, dtype=np.int64)
+        moved[self._order(s.output)] = (bias % np.uint64(t)).astype(np.int64)
         h, w, c = layout.shape
-        polys = layout.encode(np.broadcast_to(bias, (h, w, c)))
+        polys = layout.encode(np.broadcast_to(moved, (h, w, c)))
         noise = self._rng.integers(0, t, polys.shape)
         return np.where(layout.read_mask(), polys, noise)
 
@@ -422,3 +455,10 @@ class CoefServer:
         if s.final:
             self._session = None
         return data
+
+
+def _reorder(a: np.ndarray, p_in: np.ndarray, p_out: np.ndarray) -> np.ndarray:
+    """``a`` with ``a'[..., p_in[c], p_out[o]] = a[..., c, o]`` (last two axes)."""
+    out = np.empty_like(a)
+    out[..., p_in[:, None], p_out[None, :]] = a
+    return out

@@ -329,7 +329,9 @@ class Server:
         public_bundle: the client's public bundle (bytes).
         masks: ``"element"`` (default), ``"channel"`` or ``"off"`` (research
             only; warns).
-        permute: permute channels in ReLU rounds.
+        permute: permute channels in ReLU rounds. A coef program gets a
+            :class:`~hejax.coefprotocol.CoefServer` instead, which permutes
+            only when ``permute=True`` is passed.
         seed: seed masks deterministically (tests only); by default masks
             come from the operating system's entropy, fresh per request.
         rerandomize: before a ciphertext leaves the server, add a fresh

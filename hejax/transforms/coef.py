@@ -68,6 +68,20 @@ product can only scale all of them alike: masks are drawn per class of
 tensors joined by shortcuts, and the class of the model's input (which the
 client owns) and of its output is unmasked.
 
+Channel permutations (``CoefServer(..., permute=True)``, in either mask
+mode) are folded into the plaintexts too, with no ciphertext operation: per
+session the server draws a random order of the channels for each class of
+tensors joined by shortcuts (the input's and the output's classes keep
+theirs). Channel ``c`` of a tensor in order ``p`` sits at position
+``p[c]`` of what the client holds. A segment that reads a tensor in order
+``p_in`` and writes one in order ``p_out`` uses the kernel
+``W'[..., p_in[c], p_out[o]] = W[..., c, o]`` (the mask factors moved
+alike) and the bias ``b'[p_out[o]] = b[o]``. The client rescales, rectifies
+and re-encodes the channels in the order they come (the rescale and ReLU
+act on each value alone, so they commute with the reordering), and a
+shortcut is already in the order of the sum it joins, since both are in
+one class. The output is in the model's order and bit for bit the same.
+
 What the client sees: with masks off, every feature map after every
 convolution. With channel masks, every feature map up to one unknown
 positive factor per channel (so the sign pattern, the zeros and all ratios
@@ -75,8 +89,11 @@ within a channel; a ReLU network is invariant to such scaling, so this
 hides less than per-element masks, which coefficient encoding cannot undo),
 and the same factor on a shortcut and the sum it feeds. Every other
 coefficient of a returned ciphertext (partial sums of other channel pairs,
-tile garbage) is replaced by a uniformly random value mod T. Channel
-permutations are not applied under this transform.
+tile garbage) is replaced by a uniformly random value mod T. With
+permutations the client sees the same set of feature maps, but in a random
+order per session and class: that hides which channel is which, not the
+maps themselves, and a client that sends related images can still line up
+the maps of two sessions by their content.
 
 Not handled: dense layers, grouped convolutions, ``mul_const``/``sub``
 nodes, a ReLU applied to the input or followed by a server-side operation
@@ -176,6 +193,8 @@ class CoefProgram:
         consumers: tensor name -> ``(segment, "input" | "residual")`` layouts
             the client encodes it into.
         mask_class: tensor name -> mask class (None: never masked).
+        perm_class: tensor name -> permutation class, whatever the mask mode
+            (None: never permuted, the classes of the input and the output).
         error_bound: proven max absolute difference from the float model.
         limits: tensor name -> largest magnitude the client may see of it
             (masked, under channel masks) before it refuses (calibrated
@@ -195,6 +214,7 @@ class CoefProgram:
     input_bound: float
     consumers: Mapping[str, tuple[tuple[int, str], ...]]
     mask_class: Mapping[str, int | None]
+    perm_class: Mapping[str, int | None]
     error_bound: float
     limits: Mapping[str, int] = dataclasses.field(default_factory=dict)
     headroom_bits: int | None = None
@@ -644,6 +664,7 @@ def compile_coef(graph: Graph, backend: Backend, options: Mapping[str, Any]):
     moduli = _moduli(need)
     backends = tuple(_with_modulus(backend, t) for t in moduli)
     consumers = _consumers(graph, segments)
+    classes = _shortcut_classes(graph, segments)
     return CoefProgram(
         graph,
         tuple(segments),
@@ -655,7 +676,8 @@ def compile_coef(graph: Graph, backend: Backend, options: Mapping[str, Any]):
         m,
         float(opts["input_bound"]),
         consumers,
-        _mask_classes(graph, segments, masked),
+        {k: (c if masked else None) for k, c in classes.items()},
+        classes,
         err[graph.output],
         limits,
         opts["headroom_bits"] if cal is not None else None,
@@ -742,8 +764,14 @@ def _consumers(graph: Graph, segments: list[Segment]):
     return {k: tuple(v) for k, v in uses.items()}
 
 
-def _mask_classes(graph: Graph, segments: list[Segment], masked: bool):
-    """Tensors joined by shortcuts share a mask; input and output classes get none."""
+def _shortcut_classes(graph: Graph, segments: list[Segment]):
+    """Tensors joined by shortcuts share a class; input and output get none.
+
+    A class shares one channel mask and one channel permutation: one
+    ciphertext holds several channels, so a shortcut can only be added to an
+    output that carries the same mask and the same channel order. The
+    client owns the input's class and reads the output's in the clear.
+    """
     parent = {s.output: s.output for s in segments}
     parent[graph.input.name] = graph.input.name
 
@@ -758,7 +786,7 @@ def _mask_classes(graph: Graph, segments: list[Segment], masked: bool):
     free = {find(graph.input.name), find(segments[-1].output)}
     roots = sorted({find(k) for k in parent} - free)
     index = {r: i for i, r in enumerate(roots)}
-    return {k: (index.get(find(k)) if masked else None) for k in parent}
+    return {k: index.get(find(k)) for k in parent}
 
 
 register_program(

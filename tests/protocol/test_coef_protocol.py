@@ -43,14 +43,35 @@ def contractive(params):
     return jax.tree_util.tree_map_with_path(scale, params)
 
 
-def run_integers(program, x, seed=5):
+def run_integers(program, x, seed=5, **server_args):
     """Drive client and server by hand; return the exact integer output."""
     client = CoefClient(program)
-    server = CoefServer(program, client.public_bundle(), seed=seed)
+    server = CoefServer(program, client.public_bundle(), seed=seed, **server_args)
     reply = server.start(client.encrypt(x))
     for _ in program.segments[:-1]:
         reply = server.step(client.respond(reply))
     return client.decrypt_integers(reply)
+
+
+def session(client, server, x):
+    """One session by hand: the tensor the client reads each round, the output."""
+    reply = server.start(client.encrypt(x))
+    seen = []
+    for seg in range(len(server.program.segments) - 1):
+        _, cts = client._receive(reply)
+        seen.append(client._read(seg, cts))
+        reply = server.step(client.respond(reply))
+    return seen, client.decrypt_integers(reply)
+
+
+def channel_order(seen, truth):
+    """``order`` with ``seen[..., j] == truth[..., order[j]]`` (None: no match)."""
+    c = truth.shape[-1]
+    assert len({truth[..., k].tobytes() for k in range(c)}) == c  # distinct maps
+    return [
+        next((k for k in range(c) if np.array_equal(seen[..., j], truth[..., k])), None)
+        for j in range(c)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +160,7 @@ def test_channel_masks_scale_each_channel_and_randomise_the_rest(models):
 
 
 def _first_tensor(program, x):
+    """The first tensor the client holds, unmasked and in the model's order."""
     from hejax import fixedpoint as fx
     from hejax.program import check_input
     from hejax.transforms.coef import _int_conv
@@ -146,7 +168,9 @@ def _first_tensor(program, x):
     s = program.segments[0]
     xin = program.quantize_input(check_input(program.graph.input.shape, x))
     y = _int_conv(s, xin, False) + s.bias
-    return np.maximum(y, 0) if s.relu else fx.rescale(y, 0)
+    if program.masks == "off":
+        y = fx.rescale(y, program.weight_bits)
+    return np.maximum(y, 0) if s.relu else y
 
 
 def test_replayed_message_and_wrong_mask_mode_are_refused(models):
@@ -177,7 +201,7 @@ def test_input_beyond_the_compiled_bound_is_refused(models):
         CoefClient(program).encrypt(x * 3)
 
 
-def test_client_view_holds_no_weights_and_permutations_are_refused(models):
+def test_client_view_holds_no_weights(models):
     from hejax.coefprotocol import CoefView
 
     fn, params, x, _ = models["linear"]
@@ -189,5 +213,108 @@ def test_client_view_holds_no_weights_and_permutations_are_refused(models):
                    for v in vars(view).values())  # fmt: skip
     client = hejax.Client(view)
     assert isinstance(client, CoefClient)
-    with pytest.raises(errors.InvalidInputError, match="permutation"):
-        hejax.Server(program, client.public_bundle(), permute=True)
+
+
+@pytest.mark.parametrize("masks", ["off", "channel"])
+@pytest.mark.parametrize("name", COEF)
+def test_permuted_channels_keep_the_output_exact(models, name, masks):
+    fn, params, x, _ = models["all-relu"]
+    program = hejax.compile(
+        fn, params, x, backend=toy(name), transform="coef", masks=masks
+    )
+    ref = program.reference(x)
+    assert np.array_equal(run_integers(program, x, permute=True), ref)
+
+    # hejax.Server hands coef programs to CoefServer; it permutes when asked.
+    client = hejax.Client(program)
+    server = hejax.Server(program, client.public_bundle(), permute=True)
+    assert isinstance(server, CoefServer) and server.permute
+    out, _ = hejax.run(client, server, x)
+    assert np.array_equal(out, program.decode_output(ref))
+
+
+def test_generic_server_leaves_coef_channels_in_order_by_default(models):
+    fn, params, x, _ = models["linear"]
+    program = hejax.compile(
+        fn, params, x, backend=toy("clear-bfv"), transform="coef", masks="off"
+    )
+    client = CoefClient(program)
+    server = hejax.Server(program, client.public_bundle())
+    assert isinstance(server, CoefServer) and not server.permute
+    seen, _ = session(client, server, x)
+    assert np.array_equal(seen[0], _first_tensor(program, x))
+
+
+def test_first_round_holds_the_feature_maps_in_another_order(models):
+    fn, params, x, _ = models["all-relu"]
+    program = hejax.compile(
+        fn, params, x, backend=toy("clear-bfv"), transform="coef", masks="off"
+    )
+    client = CoefClient(program)
+    server = CoefServer(program, client.public_bundle(), permute=True, seed=0)
+    seen, _ = session(client, server, x)
+    truth = _first_tensor(program, x)
+    order = channel_order(seen[0], truth)
+    c = truth.shape[-1]
+    assert sorted(order) == list(range(c)) and order != list(range(c))
+    assert np.array_equal(seen[0], truth[..., order])
+
+
+def test_each_session_draws_fresh_permutations(models):
+    fn, params, x, _ = models["linear"]
+    program = hejax.compile(
+        fn, params, x, backend=toy("clear-bfv"), transform="coef", masks="off"
+    )
+    ref = program.reference(x)
+    client = CoefClient(program)
+    truth, _ = session(client, CoefServer(program, client.public_bundle()), x)
+    server = CoefServer(program, client.public_bundle(), permute=True)
+    runs = [session(client, server, x) for _ in range(2)]
+    orders = []
+    for seen, out in runs:
+        assert np.array_equal(out, ref)
+        order = [channel_order(a, b) for a, b in zip(seen, truth, strict=True)]
+        assert all(sorted(o) == list(range(len(o))) for o in order)
+        orders.append(order)
+    # Seven classes of three channels: equal draws have probability 6^-7.
+    assert orders[0] != orders[1]
+
+
+def test_shortcut_and_the_sum_it_joins_share_one_permutation(models):
+    fn, params, x, _ = models["linear"]
+    program = hejax.compile(
+        fn, params, x, backend=toy("clear-bfv"), transform="coef", masks="off"
+    )
+    names = [s.output for s in program.segments[:-1]]
+    joined = [
+        (names.index(r), s.index)
+        for s in program.segments
+        for r, _ in s.residuals
+        if program.perm_class[r] is not None
+    ]
+    assert len(joined) == 2  # RED-CNN: conv2 -> tconv3, conv4 -> tconv1
+
+    client = CoefClient(program)
+    truth, _ = session(client, CoefServer(program, client.public_bundle()), x)
+    server = CoefServer(program, client.public_bundle(), permute=True, seed=0)
+    seen, out = session(client, server, x)
+    assert np.array_equal(out, program.reference(x))
+    for r, s in joined:
+        order = channel_order(seen[r], truth[r])
+        assert order == channel_order(seen[s], truth[s])
+        assert order != list(range(len(order)))
+
+
+def test_kernels_are_kept_across_sessions_only_without_permutations(models):
+    fn, params, x, _ = models["linear"]
+    program = hejax.compile(
+        fn, params, x, backend=toy("clear-bfv"), transform="coef", masks="off"
+    )
+    client = CoefClient(program)
+    kernels = sum(s.pack.in_groups * s.pack.out_groups for s in program.segments)
+    for permute, fresh in ((False, 0), (True, kernels)):
+        server = CoefServer(program, client.public_bundle(), permute=permute)
+        session(client, server, x)
+        assert server.encodings == kernels
+        session(client, server, x)
+        assert server.encodings == fresh  # encoded again by the second session
