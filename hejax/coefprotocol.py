@@ -250,6 +250,9 @@ class CoefServer:
             given.
         seed: seed masks, permutations and randomisers deterministically
             (tests only); each session then draws the same ones.
+        rerandomize: must be False: noise flooding of BFV results is not
+            implemented, so a coef server's results carry noise that depends
+            on its kernels (see the README's limitations).
     """
 
     def __init__(
@@ -260,7 +263,15 @@ class CoefServer:
         masks: str | None = None,
         permute: bool = False,
         seed: int | None = None,
+        rerandomize: bool = False,
     ):
+        if rerandomize:
+            raise InvalidInputError(
+                "rerandomize=True (noise flooding) is implemented for slot "
+                "programs only; a coef server cannot flood BFV results yet. Use "
+                "rerandomize=False, or a slot transform where circuit privacy "
+                "matters"
+            )
         if masks is not None and masks != program.masks:
             raise InvalidInputError(
                 f"this coef program was compiled with masks={program.masks!r}; "

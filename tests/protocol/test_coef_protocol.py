@@ -318,3 +318,13 @@ def test_kernels_are_kept_across_sessions_only_without_permutations(models):
         assert server.encodings == kernels
         session(client, server, x)
         assert server.encodings == fresh  # encoded again by the second session
+
+
+def test_noise_flooding_is_refused_by_name(models):
+    fn, params, x, _ = models["linear"]
+    program = hejax.compile(
+        fn, params, x, backend=toy("clear-bfv"), transform="coef", masks="off"
+    )
+    bundle = hejax.Client(program).public_bundle()
+    with pytest.raises(errors.InvalidInputError, match="rerandomize"):
+        hejax.Server(program, bundle, rerandomize=True)
