@@ -2,8 +2,10 @@
 
 Every serialized object (ciphertext, plaintext, public bundle, protocol
 message) starts with the magic ``HEJX``, a format version, a kind tag and a
-length-prefixed JSON header, followed by the payload and a BLAKE2b digest of
-header and payload. Library deserializers only ever see payloads whose digest
+length-prefixed JSON header, followed by the payload and a SHA-256 digest
+(first 16 bytes) of header and payload; SHA-256 runs on the CPU's SHA
+instructions, about twice as fast as BLAKE2b here (format version 2; version
+1 used BLAKE2b). Library deserializers only ever see payloads whose digest
 matched, so corrupted bytes never reach C++ code.
 
 The digest detects accidental corruption only: it is keyed by nothing, so
@@ -26,7 +28,7 @@ from typing import Any
 from hejax.errors import SerializationError
 
 MAGIC = b"HEJX"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _DIGEST = 16
 _PREFIX = struct.Struct("<4sHB I Q")  # magic, version, kind, header len, payload
 #: Largest JSON header (bytes).
@@ -44,7 +46,7 @@ _KIND_NAMES = {v: k for k, v in KINDS.items()}
 
 
 def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=_DIGEST).digest()
+    return hashlib.sha256(data).digest()[:_DIGEST]
 
 
 def pack(kind: str, header: dict[str, Any], payload: bytes) -> bytes:

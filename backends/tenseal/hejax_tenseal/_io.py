@@ -1,8 +1,8 @@
 """Bytes in and out of SEAL objects for the tenseal backend.
 
 The SEAL bindings of TenSEAL save and load objects through file paths only,
-so each call goes through a private temporary directory (in memory where
-``/dev/shm`` exists). SEAL compresses what it saves with zstd, which the
+so each call goes through a file in a private temporary directory (in memory
+where ``/dev/shm`` exists). SEAL compresses what it saves with zstd, which the
 TenSEAL build includes: the unused high bits of each 64-bit coefficient
 mostly go, and a fresh ciphertext at N=8192 shrinks from 524 KB to 413 KB.
 Another compressor on top gains nothing.
@@ -10,10 +10,15 @@ Another compressor on top gains nothing.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
+import itertools
 import os
+import shutil
 import struct
 import tempfile
+import threading
 from typing import Any, TypeVar
 
 import numpy as np
@@ -24,22 +29,37 @@ from hejax.errors import SerializationError
 
 T = TypeVar("T")
 
-_NAME = "object.seal"
 _SHM = "/dev/shm"
 _TMP_DIR = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
+_scratch_dir: dict[int, str] = {}  # process id -> its private directory
+_names = itertools.count()
 
 
-def _scratch() -> tempfile.TemporaryDirectory:
-    return tempfile.TemporaryDirectory(prefix="hejax-tenseal-", dir=_TMP_DIR)
+def _path() -> str:
+    """A fresh file name in this process's private scratch directory.
+
+    The directory is made once per process (mode 0700, removed at exit); a
+    directory per call cost more than the SEAL call it served.
+    """
+    pid = os.getpid()
+    if pid not in _scratch_dir:
+        _scratch_dir[pid] = tempfile.mkdtemp(prefix="hejax-tenseal-", dir=_TMP_DIR)
+        atexit.register(shutil.rmtree, _scratch_dir[pid], True)
+    return os.path.join(
+        _scratch_dir[pid], f"{threading.get_ident()}-{next(_names)}.seal"
+    )
 
 
 def dump(obj: Any) -> bytes:
     """Serialize a SEAL object (ciphertext, key, parameters) to bytes."""
-    with _scratch() as tmp:
-        path = os.path.join(tmp, _NAME)
+    path = _path()
+    try:
         obj.save(path)
         with open(path, "rb") as f:
             return f.read()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def load(obj: T, data: bytes, context: Any = None) -> T:
@@ -59,19 +79,21 @@ def load(obj: T, data: bytes, context: Any = None) -> T:
     """
     if not data:
         raise SerializationError(f"empty bytes for a SEAL {type(obj).__name__}")
-    with _scratch() as tmp:
-        path = os.path.join(tmp, _NAME)
+    path = _path()
+    try:
         with open(path, "wb") as f:
             f.write(data)
-        try:
-            if context is None:
-                obj.load(path)
-            else:
-                obj.load(context, path)
-        except (RuntimeError, ValueError, TypeError) as exc:
-            raise SerializationError(
-                f"SEAL could not load a {type(obj).__name__}: {exc}"
-            ) from exc
+        if context is None:
+            obj.load(path)
+        else:
+            obj.load(context, path)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise SerializationError(
+            f"SEAL could not load a {type(obj).__name__}: {exc}"
+        ) from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
     return obj
 
 
