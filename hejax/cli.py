@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 import warnings
@@ -137,18 +138,57 @@ def _denoise(args) -> Result:
         return Result(low, normal, plain, None, None, None)
     # coef fixes its masks at compile time (they change the fixed-point scales).
     coef = args.transform == "coef"
-    options = {"masks": args.masks} if coef else {"unmask": args.unmask}
+    options = _coef_options(args, x.shape) if coef else {"unmask": args.unmask}
     program = hejax.compile(
         fn, params, x, backend=backend, transform=args.transform, **options
     )
-    client = hejax.Client(program)
-    server = hejax.Server(program, client.public_bundle(), masks=args.masks)
+    parallel = {"workers": args.workers} if coef else {}
+    client = hejax.Client(program, **parallel)
+    server = hejax.Server(program, client.public_bundle(), masks=args.masks, **parallel)
     encrypted, transcript = _run_with_bar(hejax, client, server, x, program)
     exact = None
     if coef:
         ref = program.decode_output(program.reference(x))
         exact = float(np.max(np.abs(encrypted - ref)))
     return Result(low, normal, plain, encrypted[0, ..., 0], transcript, program, exact)
+
+
+def _coef_options(args, shape: tuple[int, ...]) -> dict[str, Any]:
+    """Compile options of the coef transform from the command line."""
+    options: dict[str, Any] = {"masks": args.masks}
+    if args.bounds == "calibrated":
+        options["calibration"] = _calibration_images(shape[1:3])
+        options["headroom_bits"] = args.headroom_bits
+    elif args.bounds != "proven":
+        from hejax.errors import InvalidInputError
+
+        raise InvalidInputError(
+            f"--bounds must be 'calibrated' or 'proven', got {args.bounds!r}"
+        )
+    return options
+
+
+def _calibration_images(shape: tuple[int, int], count: int = 2) -> np.ndarray:
+    """The model owner's calibration images: simulated low-dose phantoms.
+
+    Random-ellipse phantoms (not the client's image) scanned at the default
+    low dose, so their noise and range match what the denoiser meets.
+    """
+    from hejax.ldct import data
+
+    h, w = shape
+    side = max(h, w)
+    config = data.DoseConfig()
+    images = []
+    for k in range(count):
+        phantom = data.random_phantom(side, seed=1000 + k)
+        low = data.simulate_dose(phantom, config.i0_low, seed=2000 + k)
+        images.append(data.hu_to_unit(low)[:h, :w, None])
+    return np.stack(images)
+
+
+def _default_workers() -> int:
+    return max(1, min(8, len(os.sched_getaffinity(0))))
 
 
 def _preset(args) -> dict[str, Any]:
@@ -381,6 +421,24 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         help="element, channel or off (transform coef: channel or off)",
     )
     p.add_argument("--unmask", default="explicit", help="explicit or fold")
+    p.add_argument(
+        "--bounds",
+        default="calibrated",
+        help="coef: 'calibrated' on simulated phantoms, checked at run time "
+        "(default), or 'proven' from the input range alone (more moduli)",
+    )
+    p.add_argument(
+        "--headroom-bits",
+        type=int,
+        default=2,
+        help="coef: calibrated caps are the phantoms' peaks times 2^N",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=_default_workers(),
+        help="coef: threads per party (default: the usable cores, at most 8)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the dose noise")
     p.add_argument("--crop", type=int, default=None, help="keep the centre N x N")
     p.add_argument("--plain", action="store_true", help="plaintext model only")

@@ -26,6 +26,7 @@ order, fresh per session: that hides which channel is which, not the maps
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -34,6 +35,7 @@ import numpy as np
 
 from hejax import _wire
 from hejax import fixedpoint as fx
+from hejax._threads import check_workers, tmap
 from hejax.backend import Backend
 from hejax.coeflayout import CoefLayout
 from hejax.errors import HejaxError, InvalidInputError, ProtocolError
@@ -121,10 +123,18 @@ def _bundle(ctxs) -> bytes:
 
 
 class CoefClient:
-    """The party that owns the image and the keys of a coef program."""
+    """The party that owns the image and the keys of a coef program.
 
-    def __init__(self, program: CoefProgram | CoefView):
+    Args:
+        program: the compiled program, or its weight-free :class:`CoefView`.
+        workers: threads that encrypt and decrypt ciphertexts at once (they
+            run in parallel where the backend's bindings release the GIL, as
+            OpenFHE's do).
+    """
+
+    def __init__(self, program: CoefProgram | CoefView, *, workers: int = 1):
         self.view = program if isinstance(program, CoefView) else CoefView.of(program)
+        self.workers = check_workers(workers)
         self._ctxs = [be.keygen() for be in self.view.backends]
         self._session: str | None = None
         self._round = 0
@@ -184,8 +194,11 @@ class CoefClient:
         for ctx, t in zip(self._ctxs, self.view.moduli, strict=True):
             res = fx.residues_of(tensor, t)
             for layout in self.view.consumers[name]:
-                for poly in layout.encode(res):
-                    out.append(ctx.serialize(ctx.encrypt(poly)))
+                out += tmap(
+                    lambda poly, ctx=ctx: ctx.serialize(ctx.encrypt(poly)),
+                    layout.encode(res),
+                    self.workers,
+                )
         return out
 
     def _read(self, seg: int, cts: list[bytes]) -> np.ndarray:
@@ -194,7 +207,10 @@ class CoefClient:
         parts = []
         for i, (ctx, t) in enumerate(zip(self._ctxs, self.view.moduli, strict=True)):
             blobs = cts[i * layout.count : (i + 1) * layout.count]
-            polys = np.stack([ctx.decrypt(self._load(ctx, b)) for b in blobs])
+            polys = np.stack(
+                tmap(lambda b, ctx=ctx: ctx.decrypt(self._load(ctx, b)), blobs,
+                     self.workers)
+            )  # fmt: skip
             parts.append(layout.decode(np.mod(polys, t)))
         y = fx.crt(parts, self.view.moduli)
         if self.view.masks == "off" and not final:
@@ -250,6 +266,8 @@ class CoefServer:
             given.
         seed: seed masks, permutations and randomisers deterministically
             (tests only); each session then draws the same ones.
+        workers: threads that compute output ciphertexts at once (parallel
+            where the backend's bindings release the GIL, as OpenFHE's do).
         rerandomize: must be False: noise flooding of BFV results is not
             implemented, so a coef server's results carry noise that depends
             on its kernels (see the README's limitations).
@@ -264,6 +282,7 @@ class CoefServer:
         permute: bool = False,
         seed: int | None = None,
         rerandomize: bool = False,
+        workers: int = 1,
     ):
         if rerandomize:
             raise InvalidInputError(
@@ -281,6 +300,7 @@ class CoefServer:
         self.program = program
         self.masks = program.masks
         self.permute = bool(permute)
+        self.workers = check_workers(workers)
         self._seed = seed
         sections = _wire.unpack_sections(public_bundle)
         if len(sections) != len(program.backends):
@@ -347,9 +367,11 @@ class CoefServer:
         pos = 0
         for i, ctx in enumerate(self._ctxs):
             for (seg, kind), size in zip(uses, sizes, strict=True):
-                env[(name, seg, kind, i)] = [
-                    self._load(ctx, b) for b in cts[pos : pos + size]
-                ]
+                env[(name, seg, kind, i)] = tmap(
+                    functools.partial(self._load, ctx),
+                    cts[pos : pos + size],
+                    self.workers,
+                )
                 pos += size
         return env
 
@@ -444,28 +466,29 @@ class CoefServer:
                 (self._env.pop((r, s.index, "residual", i)), shift)
                 for r, shift in s.residuals
             ]
-            for tile in range(pack.input.tiles):
-                for go in range(pack.out_groups):
-                    k = tile * pack.out_groups + go
-                    acc = None
-                    for gi in range(pack.in_groups):
-                        ct = ins[tile * pack.in_groups + gi]
-                        prod = ctx.mul_plain(ct, kernels[(gi, go)])
-                        acc = prod if acc is None else ctx.add(acc, prod)
-                    for cts, shift in shortcuts:
-                        term = (
-                            cts[k]
-                            if not shift
-                            else ctx.mul_scalar(cts[k], pow(2, shift, t))
-                        )
-                        acc = ctx.add(acc, term)
-                    acc = ctx.add_plain(acc, ctx.encode(offsets[k]))
-                    blobs.append(ctx.serialize(acc))
+
+            one = functools.partial(
+                _output, ctx, t, pack, kernels, ins, shortcuts, offsets
+            )
+            blobs += tmap(one, range(pack.output.count), self.workers)
         msg = _Message(self._session, self._round, "server", "round", blobs)
         data = _pack(self.program.digest, msg, segment=s.index)
         if s.final:
             self._session = None
         return data
+
+
+def _output(ctx, t, pack, kernels, ins, shortcuts, offsets, k: int) -> bytes:
+    """Output ciphertext `k` of a round: products, shortcuts, bias and noise."""
+    tile, go = divmod(k, pack.out_groups)
+    acc = None
+    for gi in range(pack.in_groups):
+        prod = ctx.mul_plain(ins[tile * pack.in_groups + gi], kernels[gi, go])
+        acc = prod if acc is None else ctx.add(acc, prod)
+    for cts, shift in shortcuts:
+        term = cts[k] if not shift else ctx.mul_scalar(cts[k], pow(2, shift, t))
+        acc = ctx.add(acc, term)
+    return ctx.serialize(ctx.add_plain(acc, ctx.encode(offsets[k])))
 
 
 def _reorder(a: np.ndarray, p_in: np.ndarray, p_out: np.ndarray) -> np.ndarray:

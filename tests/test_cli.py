@@ -105,12 +105,14 @@ def test_main_returns_exit_status_in_process(capsys):
 
 
 @pytest.mark.slow
-def test_coef_denoise_is_exact_on_clear_bfv(tmp_path):
+@pytest.mark.parametrize("bounds", ["calibrated", "proven"])
+def test_coef_denoise_is_exact_on_clear_bfv(tmp_path, bounds):
     hu = data.load_image(data.example_slice_path())[40:72, 40:72]
     np.save(tmp_path / "in.npy", hu)
     run = hejax(
         "denoise", tmp_path / "in.npy", "--backend", "clear-bfv", "--preset",
         "small", "--transform", "coef", "--masks", "off", "--out", tmp_path / "r.npy",
+        "--bounds", bounds, "--workers", "2",
     )  # fmt: skip
     exact = float(run.stdout.split("max |enc - fixed-point reference|")[1].split()[0])
     assert exact == 0.0
@@ -126,6 +128,9 @@ def test_coef_needs_an_explicit_mask_mode_and_a_bfv_backend(tmp_path, capsys):
     assert "masks" in capsys.readouterr().err
     assert cli.main([*args, "--backend", "clear", "--masks", "off"]) == 2
     assert "coefficient" in capsys.readouterr().err
+    bad = [*args, "--backend", "clear-bfv", "--masks", "off", "--bounds", "loose"]
+    assert cli.main(bad) == 2
+    assert "--bounds must be" in capsys.readouterr().err
 
 
 def test_compare_writes_one_row_per_backend_and_transform(tmp_path):

@@ -350,7 +350,13 @@ class CoefProgram:
         lines = [
             f"coef program for {self.backend} (N={ring},"
             f" {len(self.moduli)} modulus/moduli, {bits:.0f} plaintext bits, masks "
-            f"{self.masks}, f={self.frac_bits}, g={self.weight_bits}): "
+            f"{self.masks}, f={self.frac_bits}, g={self.weight_bits}, bounds "
+            + (
+                "proven"
+                if self.headroom_bits is None
+                else f"calibrated +{self.headroom_bits} bits"
+            )
+            + "): "
             f"{len(self.segments)} rounds, error bound {self.error_bound:.2e}",
             f"{'round':>5} {'conv':>14} {'tiles':>5} {'in cts':>6} {'out cts':>7} "
             f"{'products':>8} {'relu':>4} {'bits':>5}",

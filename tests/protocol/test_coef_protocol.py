@@ -328,3 +328,30 @@ def test_noise_flooding_is_refused_by_name(models):
     bundle = hejax.Client(program).public_bundle()
     with pytest.raises(errors.InvalidInputError, match="rerandomize"):
         hejax.Server(program, bundle, rerandomize=True)
+
+
+@pytest.mark.parametrize("name", COEF)
+def test_threads_compute_the_same_exact_output(models, name):
+    fn, params, x, _ = models["all-relu"]
+    program = hejax.compile(
+        fn, params, x, backend=toy(name), transform="coef", masks="channel"
+    )
+    client = CoefClient(program, workers=2)
+    server = CoefServer(program, client.public_bundle(), seed=5, workers=3)
+    reply = server.start(client.encrypt(x))
+    for _ in program.segments[:-1]:
+        reply = server.step(client.respond(reply))
+    assert np.array_equal(client.decrypt_integers(reply), program.reference(x))
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_workers_must_be_a_positive_int(models, workers):
+    fn, params, x, _ = models["linear"]
+    program = hejax.compile(
+        fn, params, x, backend=toy("clear-bfv"), transform="coef", masks="off"
+    )
+    with pytest.raises(errors.InvalidInputError, match="workers"):
+        CoefClient(program, workers=workers)
+    bundle = CoefClient(program).public_bundle()
+    with pytest.raises(errors.InvalidInputError, match="workers"):
+        hejax.Server(program, bundle, workers=workers)
