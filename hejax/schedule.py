@@ -72,7 +72,16 @@ class Round:
 
 
 def schedule(program: Program) -> tuple[Round, ...]:
-    """The rounds of `program`, in order."""
+    """The rounds of `program`, in order.
+
+    A ``coef`` program has one round per convolution; its rounds are
+    :class:`~hejax.coefprotocol.CoefRound` records (index, what ends the
+    round, ciphertexts returned).
+    """
+    if getattr(program, "transform", None) == "coef":
+        from hejax.coefprotocol import rounds_of
+
+        return rounds_of(program)
     rounds, start, used = [], 0, 0
     for i, ins in enumerate(program.instrs):
         used = max(used, *(program.levels[r][0] for r in ins.out)) if ins.out else used

@@ -355,3 +355,14 @@ def test_workers_must_be_a_positive_int(models, workers):
     bundle = CoefClient(program).public_bundle()
     with pytest.raises(errors.InvalidInputError, match="workers"):
         hejax.Server(program, bundle, workers=workers)
+
+
+def test_schedule_lists_one_round_per_convolution(models):
+    fn, params, x, _ = models["all-relu"]
+    program = hejax.compile(
+        fn, params, x, backend=toy("clear-bfv"), transform="coef", masks="off"
+    )
+    rounds = hejax.schedule(program)
+    assert [r.index for r in rounds] == list(range(len(program.segments)))
+    assert rounds[-1].ends == "output" and rounds[0].ends == "relu"
+    assert rounds == hejax.Server(program, CoefClient(program).public_bundle()).rounds
