@@ -122,6 +122,11 @@ WRITERS: dict[str, Callable[[Path, np.ndarray, Path], None]] = {
 
 
 def _denoise(args) -> Result:
+    if args.transform == "coef" and args.workers > 1:
+        # hejax's threads already fill the cores; OpenMP threads inside each
+        # OpenFHE call would oversubscribe them (165 s against 98 s at 512).
+        # Read when OpenFHE loads, so it holds unless the user set it.
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     import hejax
     from hejax.ldct import data, load_pretrained
 
@@ -155,7 +160,7 @@ def _denoise(args) -> Result:
 
 def _coef_options(args, shape: tuple[int, ...]) -> dict[str, Any]:
     """Compile options of the coef transform from the command line."""
-    options: dict[str, Any] = {"masks": args.masks}
+    options: dict[str, Any] = {"masks": args.masks, "input_bound": args.input_bound}
     if args.bounds == "calibrated":
         options["calibration"] = _calibration_images(shape[1:3])
         options["headroom_bits"] = args.headroom_bits
@@ -426,6 +431,13 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         default="calibrated",
         help="coef: 'calibrated' on simulated phantoms, checked at run time "
         "(default), or 'proven' from the input range alone (more moduli)",
+    )
+    p.add_argument(
+        "--input-bound",
+        type=float,
+        default=4.0,
+        help="coef: largest input in unit scale, (HU + 1024) / 3072 (default 4: "
+        "noisy bone and metal stay inside)",
     )
     p.add_argument(
         "--headroom-bits",
