@@ -2,7 +2,26 @@ import jax
 import numpy as np
 import pytest
 
+import hejax
+from hejax.coefprotocol import CoefClient, CoefServer
 from hejax.ldct import models
+
+
+def toy(name):
+    """A coefficient backend at its small test ring (N = 1024)."""
+    if name == "clear-bfv":
+        return hejax.backends.get(name, preset="small")
+    return hejax.backends.get(name, preset="toy", insecure=True)
+
+
+def run_integers(program, x, seed=5, **server_options):
+    """Drive a coef client and server by hand; return the exact integer output."""
+    client = CoefClient(program)
+    server = CoefServer(program, client.public_bundle(), seed=seed, **server_options)
+    reply = server.start(client.encrypt(x))
+    for _ in program.segments[:-1]:
+        reply = server.step(client.respond(reply))
+    return client.decrypt_integers(reply)
 
 
 def redcnn_case(variant, size, features, seed=0, x64=False):

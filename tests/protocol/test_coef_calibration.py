@@ -14,15 +14,9 @@ import hejax
 from hejax import errors
 from hejax.coefprotocol import CoefClient, CoefServer
 from tests.backends.conftest import backends_with
-from tests.protocol.conftest import redcnn_case
+from tests.protocol.conftest import redcnn_case, run_integers, toy
 
 COEF = backends_with("coefficient")
-
-
-def toy(name):
-    if name == "clear-bfv":
-        return hejax.backends.get(name, preset="small")
-    return hejax.backends.get(name, preset="toy", insecure=True)
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +29,6 @@ def model():
 def compile_coef(model, be, **options):
     fn, params, x = model
     return hejax.compile(fn, params, x, backend=be, transform="coef", **options)
-
-
-def run_integers(program, x, seed=3):
-    client = CoefClient(program)
-    server = CoefServer(program, client.public_bundle(), seed=seed)
-    reply = server.start(client.encrypt(x))
-    for _ in program.segments[:-1]:
-        reply = server.step(client.respond(reply))
-    return client.decrypt_integers(reply)
 
 
 @pytest.mark.parametrize("masks", ["off", "channel"])

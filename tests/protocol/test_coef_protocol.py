@@ -15,15 +15,9 @@ import hejax
 from hejax import errors
 from hejax.coefprotocol import CoefClient, CoefServer
 from tests.backends.conftest import backends_with
-from tests.protocol.conftest import redcnn_case
+from tests.protocol.conftest import redcnn_case, run_integers, toy
 
 COEF = backends_with("coefficient")
-
-
-def toy(name):
-    if name == "clear-bfv":
-        return hejax.backends.get(name, preset="small")
-    return hejax.backends.get(name, preset="toy", insecure=True)
 
 
 def contractive(params):
@@ -41,16 +35,6 @@ def contractive(params):
         return a / max(norm, 1.0)
 
     return jax.tree_util.tree_map_with_path(scale, params)
-
-
-def run_integers(program, x, seed=5, **server_args):
-    """Drive client and server by hand; return the exact integer output."""
-    client = CoefClient(program)
-    server = CoefServer(program, client.public_bundle(), seed=seed, **server_args)
-    reply = server.start(client.encrypt(x))
-    for _ in program.segments[:-1]:
-        reply = server.step(client.respond(reply))
-    return client.decrypt_integers(reply)
 
 
 def session(client, server, x):
