@@ -108,8 +108,9 @@ def coef_model(program, cost) -> tuple[float, float, float, float]:
     """Predicted server s, client s, MB up, MB down of one coef run."""
     ops = program.op_counts()
     cts = program.ciphertexts()
-    k = len(program.moduli)
-    kernels = k * sum(s.pack.in_groups * s.pack.out_groups for s in program.segments)
+    kernels = sum(
+        s.moduli * s.pack.in_groups * s.pack.out_groups for s in program.segments
+    )
     server = (
         ops["mul_plain"] * cost["mul_plain"]
         + (ops["add"] + ops["mul_scalar"]) * cost["add"]

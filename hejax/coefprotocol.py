@@ -58,13 +58,12 @@ class CoefRound:
 
 def rounds_of(program: CoefProgram) -> tuple[CoefRound, ...]:
     """The rounds of a coef program."""
-    k = len(program.moduli)
     return tuple(
         CoefRound(
             s.index,
             "output" if s.final else ("relu" if s.relu else "linear"),
             None,
-            k * s.pack.output.count,
+            s.moduli * s.pack.output.count,
         )
         for s in program.segments
     )
@@ -85,9 +84,9 @@ class CoefView:
     input_bound: float
     input_shape: tuple[int, ...]
     input_name: str
-    outputs: tuple[tuple[str, CoefLayout, bool, bool], ...]
+    outputs: tuple[tuple[str, CoefLayout, bool, bool, int], ...]
     final_scale: int
-    consumers: Mapping[str, tuple[CoefLayout, ...]]
+    consumers: Mapping[str, tuple[tuple[CoefLayout, int], ...]]
     output_shape: tuple[int, ...]
     limits: Mapping[str, int] = dataclasses.field(default_factory=dict)
     headroom_bits: int | None = None
@@ -96,7 +95,10 @@ class CoefView:
     def of(cls, program: CoefProgram) -> CoefView:
         """The client's view of `program`."""
         consumers = {
-            name: tuple(program.layout(seg, kind) for seg, kind in uses)
+            name: tuple(
+                (program.layout(seg, kind), program.segments[seg].moduli)
+                for seg, kind in uses
+            )
             for name, uses in program.consumers.items()
         }
         return cls(
@@ -109,7 +111,10 @@ class CoefView:
             program.input_bound,
             program.graph.input.shape,
             program.graph.input.name,
-            tuple((s.output, s.pack.output, s.relu, s.final) for s in program.segments),
+            tuple(
+                (s.output, s.pack.output, s.relu, s.final, s.moduli)
+                for s in program.segments
+            ),
             program.segments[-1].scale,
             consumers,
             program.output_shape,
@@ -162,7 +167,7 @@ class CoefClient:
         """Answer a round: decrypt, rescale, ReLU, re-encode for the next layers."""
         header, cts = self._receive(message)
         seg = self._segment(header, final=False)
-        name, _, _, _ = self.view.outputs[seg]
+        name = self.view.outputs[seg][0]
         tensor = self._read(seg, cts)
         check_limit(name, tensor, self.view.limits, self.view.headroom_bits)
         out = self._encode(tensor, name)
@@ -190,29 +195,32 @@ class CoefClient:
     # -- internals ----------------------------------------------------------
 
     def _encode(self, tensor: np.ndarray, name: str) -> list[bytes]:
-        out = []
-        for ctx, t in zip(self._ctxs, self.view.moduli, strict=True):
-            res = fx.residues_of(tensor, t)
-            for layout in self.view.consumers[name]:
+        """Per layer that reads `tensor`: its layout under each modulus it uses."""
+        out, residues = [], {}
+        for layout, k in self.view.consumers[name]:
+            for ctx, t in zip(self._ctxs[:k], self.view.moduli[:k], strict=True):
+                if t not in residues:
+                    residues[t] = fx.residues_of(tensor, t)
                 out += tmap(
                     lambda poly, ctx=ctx: ctx.serialize(ctx.encrypt(poly)),
-                    layout.encode(res),
+                    layout.encode(residues[t]),
                     self.workers,
                 )
         return out
 
     def _read(self, seg: int, cts: list[bytes]) -> np.ndarray:
-        _, layout, relu, final = self.view.outputs[seg]
-        _expect_count(cts, layout.count * len(self._ctxs), f"round {seg}")
+        _, layout, relu, final, k = self.view.outputs[seg]
+        _expect_count(cts, layout.count * k, f"round {seg}")
+        moduli = self.view.moduli[:k]
         parts = []
-        for i, (ctx, t) in enumerate(zip(self._ctxs, self.view.moduli, strict=True)):
+        for i, (ctx, t) in enumerate(zip(self._ctxs[:k], moduli, strict=True)):
             blobs = cts[i * layout.count : (i + 1) * layout.count]
             polys = np.stack(
                 tmap(lambda b, ctx=ctx: ctx.decrypt(self._load(ctx, b)), blobs,
                      self.workers)
             )  # fmt: skip
             parts.append(layout.decode(np.mod(polys, t)))
-        y = fx.crt(parts, self.view.moduli)
+        y = fx.crt(parts, moduli)
         if self.view.masks == "off" and not final:
             y = fx.rescale(y, self.view.weight_bits)
         return np.maximum(y, 0) if relu else y
@@ -359,14 +367,17 @@ class CoefServer:
     # -- internals ----------------------------------------------------------
 
     def _store(self, env, name: str, cts: list[bytes]):
+        """Load a tensor's ciphertexts: per reading layer, per modulus it uses."""
         p = self.program
-        uses = p.consumers[name]
-        sizes = [p.layout(seg, kind).count for seg, kind in uses]
-        _expect_count(cts, sum(sizes) * len(self._ctxs), f"tensor {name}")
+        uses = [
+            (seg, kind, p.layout(seg, kind).count, p.segments[seg].moduli)
+            for seg, kind in p.consumers[name]
+        ]
+        _expect_count(cts, sum(n * k for _, _, n, k in uses), f"tensor {name}")
         env = dict(env)
         pos = 0
-        for i, ctx in enumerate(self._ctxs):
-            for (seg, kind), size in zip(uses, sizes, strict=True):
+        for seg, kind, size, k in uses:
+            for i, ctx in enumerate(self._ctxs[:k]):
                 env[(name, seg, kind, i)] = tmap(
                     functools.partial(self._load, ctx),
                     cts[pos : pos + size],
@@ -458,7 +469,10 @@ class CoefServer:
         s = self.program.segments[self._seg]
         pack = s.pack
         blobs = []
-        for i, (ctx, t) in enumerate(zip(self._ctxs, self.program.moduli, strict=True)):
+        k = s.moduli
+        for i, (ctx, t) in enumerate(
+            zip(self._ctxs[:k], self.program.moduli[:k], strict=True)
+        ):
             kernels = self._kernels(i, s)
             offsets = self._offsets(i, s)
             ins = self._env.pop((s.source, s.index, "input", i))

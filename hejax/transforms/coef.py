@@ -19,7 +19,10 @@ Inputs get ``frac_bits`` (f) fractional bits, weights ``weight_bits`` (g),
 biases the bits of the value they are added to; every product and sum is
 exact in Z_T, and the compiler picks ``T`` from the weight norms and the
 input bound (``input_bound``) so that no value wraps: one prime below 2^32,
-or several recombined by CRT on the client when one is not enough.
+or several recombined by CRT on the client when one is not enough. Each
+round uses only the first few moduli its own values need (values grow with
+depth, so early rounds of a deep net need fewer), and every ciphertext of
+a round exists once per modulus it uses.
 
 * ``masks="off"``: the client sees every intermediate feature map in the
   clear; it rescales each one by 2^g exactly (round half up) before the
@@ -114,7 +117,7 @@ import numpy as np
 from hejax import fixedpoint as fx
 from hejax.backend import Backend
 from hejax.coeflayout import CoefLayout, ConvPack, pack_conv
-from hejax.errors import InvalidInputError, UnsupportedModelError
+from hejax.errors import InternalError, InvalidInputError, UnsupportedModelError
 from hejax.ir import Graph, Node
 from hejax.ring import MAX_PLAIN_MODULUS
 from hejax.transforms import register_program
@@ -157,6 +160,9 @@ class Segment:
         conv_bias: the float bias (per output channel).
         sum_bound: largest magnitude of any partial sum of the convolution
             (l1 norms), which decides the reference's integer width.
+        moduli: how many of the program's plaintext moduli this round uses
+            (the first ones): their product exceeds twice its largest
+            value, masks included, so early rounds of a deep net need fewer.
     """
 
     index: int
@@ -174,6 +180,7 @@ class Segment:
     bound: int
     conv_bias: np.ndarray
     sum_bound: int
+    moduli: int = 1
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -239,7 +246,9 @@ class CoefProgram:
         for be in self.backends:
             h.update(be.fingerprint.encode())
         for s in self.segments:
-            h.update(repr((s.conv.name, s.source, s.residuals, s.relu)).encode())
+            h.update(
+                repr((s.conv.name, s.source, s.residuals, s.relu, s.moduli)).encode()
+            )
             h.update(s.weights.tobytes() + repr(s.bias.tolist()).encode())
         return h.hexdigest()[:16]
 
@@ -322,10 +331,9 @@ class CoefProgram:
 
     def op_counts(self) -> dict[str, int]:
         """Server primitives of one run, all moduli included."""
-        k = len(self.moduli)
         counts = {"mul_plain": 0, "add": 0, "add_plain": 0, "mul_scalar": 0}
         for s in self.segments:
-            p = s.pack
+            p, k = s.pack, s.moduli
             counts["mul_plain"] += k * p.products
             counts["add"] += k * (p.products - p.output.count + len(s.residuals))
             counts["add_plain"] += k * p.output.count * 2
@@ -334,13 +342,12 @@ class CoefProgram:
 
     def ciphertexts(self) -> dict[str, int]:
         """Ciphertexts sent each way in one run."""
-        k = len(self.moduli)
         up = sum(
-            k * self.layout(seg, kind).count
+            self.segments[seg].moduli * self.layout(seg, kind).count
             for uses in self.consumers.values()
             for seg, kind in uses
         )
-        down = sum(k * s.pack.output.count for s in self.segments)
+        down = sum(s.moduli * s.pack.output.count for s in self.segments)
         return {"to_server": up, "to_client": down}
 
     def summary(self) -> str:
@@ -359,14 +366,15 @@ class CoefProgram:
             + "): "
             f"{len(self.segments)} rounds, error bound {self.error_bound:.2e}",
             f"{'round':>5} {'conv':>14} {'tiles':>5} {'in cts':>6} {'out cts':>7} "
-            f"{'products':>8} {'relu':>4} {'bits':>5}",
+            f"{'products':>8} {'relu':>4} {'bits':>5} {'moduli':>6}",
         ]
         for s in self.segments:
             p = s.pack
             lines.append(
                 f"{s.index:>5} {s.conv.name[:14]:>14} {p.input.tiles:>5} "
                 f"{p.input.count:>6} {p.output.count:>7} {p.products:>8} "
-                f"{'yes' if s.relu else 'no':>4} {s.bound.bit_length() + 1:>5}"
+                f"{'yes' if s.relu else 'no':>4} {s.bound.bit_length() + 1:>5} "
+                f"{s.moduli:>6}"
             )
         return "\n".join(lines)
 
@@ -577,6 +585,14 @@ def _moduli(need: int) -> tuple[int, ...]:
     return tuple(primes)
 
 
+def _count(moduli: tuple[int, ...], need: int) -> int:
+    """How many leading `moduli` hold every value of magnitude ≤ `need`."""
+    for k in range(1, len(moduli) + 1):
+        if math.prod(moduli[:k]) > 2 * need + 1:
+            return k
+    raise InternalError(f"coef: moduli {moduli} hold no value of magnitude {need}")
+
+
 def compile_coef(graph: Graph, backend: Backend, options: Mapping[str, Any]):
     """Compile `graph` with the coef transform for a coefficient backend.
 
@@ -668,6 +684,12 @@ def compile_coef(graph: Graph, backend: Backend, options: Mapping[str, Any]):
             bound[seg.head] = min(bound[seg.head], limits[seg.head])
         box[seg.head] = _box(lo, hi)
     moduli = _moduli(need)
+    segments = [
+        dataclasses.replace(
+            s, moduli=_count(moduli, s.bound * (1 if s.final else spread))
+        )
+        for s in segments
+    ]
     backends = tuple(_with_modulus(backend, t) for t in moduli)
     consumers = _consumers(graph, segments)
     classes = _shortcut_classes(graph, segments)

@@ -7,12 +7,14 @@ insecure=True) to keep the suite fast; the 128-bit presets are exercised by
 the conformance suite and bench/coef.py.
 """
 
+import math
+
 import jax
 import numpy as np
 import pytest
 
 import hejax
-from hejax import errors
+from hejax import _wire, errors
 from hejax.coefprotocol import CoefClient, CoefServer
 from tests.backends.conftest import backends_with
 from tests.protocol.conftest import redcnn_case, run_integers, toy
@@ -350,3 +352,31 @@ def test_schedule_lists_one_round_per_convolution(models):
     assert [r.index for r in rounds] == list(range(len(program.segments)))
     assert rounds[-1].ends == "output" and rounds[0].ends == "relu"
     assert rounds == hejax.Server(program, CoefClient(program).public_bundle()).rounds
+
+
+def test_early_rounds_use_fewer_moduli(models):
+    fn, params, x, _ = models["all-relu"]
+    program = hejax.compile(
+        fn, params, x, backend=toy("clear-bfv"), transform="coef", masks="channel"
+    )
+    used = [s.moduli for s in program.segments]
+    assert used == sorted(used) and used[0] < used[-1] == len(program.moduli)
+    spread = (1 << program.mask_bits) - 1
+    for s in program.segments:
+        need = s.bound * (1 if s.final else spread)
+        assert math.prod(program.moduli[: s.moduli]) > 2 * need + 1
+        if s.moduli > 1:  # and one modulus fewer would not do
+            assert math.prod(program.moduli[: s.moduli - 1]) <= 2 * need + 1
+    assert [r.ciphertexts for r in hejax.schedule(program)] == [
+        s.moduli * s.pack.output.count for s in program.segments
+    ]
+    client = CoefClient(program)
+    server = CoefServer(program, client.public_bundle(), seed=2)
+    first = server.start(client.encrypt(x))
+    _, payload = _wire.unpack("message", first)
+    count = used[0] * program.segments[0].pack.output.count
+    assert len(_wire.unpack_sections(payload)) == count
+    reply = first
+    for _ in program.segments[:-1]:
+        reply = server.step(client.respond(reply))
+    assert np.array_equal(client.decrypt_integers(reply), program.reference(x))
