@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from hejax import _wire
+from hejax._threads import check_workers
 from hejax.backend import Backend, Ciphertext, Context
-from hejax.errors import HejaxError, ProgramError, ProtocolError
+from hejax.errors import HejaxError, InvalidInputError, ProgramError, ProtocolError
 from hejax.program import Boundary, Program, Runner, TensorLayout, check_input
 from hejax.schedule import draw_masks, fold, schedule
 
@@ -202,14 +203,19 @@ class Client:
     Args:
         program: the compiled program (only its weightless view is kept) or
             a :class:`ClientView`.
+        workers: threads per party; more than one only for coef programs
+            (see :class:`~hejax.coefprotocol.CoefClient`).
     """
 
     def __new__(cls, program: Any = None, *args: Any, **kwargs: Any):
         """A :class:`~hejax.coefprotocol.CoefClient` for a coef program."""
         coef = _coef_party(program, "CoefClient")
-        return coef(program) if coef and cls is Client else super().__new__(cls)
+        if coef and cls is Client:
+            return coef(program, *args, **kwargs)
+        return super().__new__(cls)
 
-    def __init__(self, program: Program | ClientView):
+    def __init__(self, program: Program | ClientView, *, workers: int = 1):
+        _single_thread(workers)
         self.view = (
             program if isinstance(program, ClientView) else ClientView.of(program)
         )
@@ -303,6 +309,14 @@ class Client:
         return self.view.boundaries[index]
 
 
+def _single_thread(workers: Any) -> None:
+    if check_workers(workers) != 1:
+        raise InvalidInputError(
+            f"workers={workers}: threads per party are implemented for coef "
+            "programs only; slot programs run on one thread (workers=1)"
+        )
+
+
 def _coef_party(program: Any, name: str):
     """The coef protocol's class `name` when `program` is a coef program."""
     if getattr(program, "transform", None) != "coef" or isinstance(
@@ -340,6 +354,8 @@ class Server:
             longer reflects the weights. Off by default: it costs one
             encryption per ciphertext sent and adds that noise to the result
             (see docs/security.md for what it does and does not give).
+        workers: threads per party; more than one only for coef programs
+            (see :class:`~hejax.coefprotocol.CoefServer`).
     """
 
     def __new__(cls, program: Any = None, *args: Any, **kwargs: Any):
@@ -358,7 +374,9 @@ class Server:
         permute: bool = True,
         seed: int | None = None,
         rerandomize: bool = False,
+        workers: int = 1,
     ):
+        _single_thread(workers)
         self.program = program
         self.masks = masks
         self.permute = permute

@@ -380,3 +380,14 @@ def test_early_rounds_use_fewer_moduli(models):
     for _ in program.segments[:-1]:
         reply = server.step(client.respond(reply))
     assert np.array_equal(client.decrypt_integers(reply), program.reference(x))
+
+
+def test_generic_parties_pass_their_options_on(models):
+    fn, params, x, _ = models["linear"]
+    program = hejax.compile(
+        fn, params, x, backend=toy("clear-bfv"), transform="coef", masks="off"
+    )
+    client = hejax.Client(program, workers=3)
+    assert isinstance(client, CoefClient) and client.workers == 3
+    server = hejax.Server(program, client.public_bundle(), workers=2)
+    assert isinstance(server, CoefServer) and server.workers == 2

@@ -318,3 +318,13 @@ def test_a_full_512_slice_compiles_and_runs():
     assert program.input.grid.tiles > 16
     out, _ = hejax.run(client, server, x)
     assert np.max(np.abs(out - want)) <= 1e-9
+
+
+def test_threads_are_refused_for_slot_programs():
+    fn, params, x, _ = redcnn_case("linear", 22, 2)
+    program = hejax.compile(fn, params, x, backend="clear")
+    with pytest.raises(errors.InvalidInputError, match="coef programs only"):
+        hejax.Client(program, workers=2)
+    bundle = hejax.Client(program, workers=1).public_bundle()
+    with pytest.raises(errors.InvalidInputError, match="coef programs only"):
+        hejax.Server(program, bundle, workers=2)
