@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -462,8 +463,22 @@ class CoefServer:
         moved[self._order(s.output)] = (bias % np.uint64(t)).astype(np.int64)
         h, w, c = layout.shape
         polys = layout.encode(np.broadcast_to(moved, (h, w, c)))
-        noise = self._rng.integers(0, t, polys.shape)
-        return np.where(layout.read_mask(), polys, noise)
+        return np.where(layout.read_mask(), polys, self._noise(polys.shape, t))
+
+    def _noise(self, shape: tuple[int, ...], t: int) -> np.ndarray:
+        """Uniform residues mod `t` for the coefficients the client must not read.
+
+        The client sees these values, so they come from the operating
+        system's CSPRNG: outputs of NumPy's generator (PCG64) would let a
+        client that collects enough of them recover its state, and with it
+        the masks and permutations drawn from it. 64-bit words reduced mod
+        ``t < 2^32`` are uniform within 2^-32. A seeded server (tests only)
+        draws them from its seeded generator instead.
+        """
+        if self._seed is not None:
+            return self._rng.integers(0, t, shape)
+        words = np.frombuffer(os.urandom(8 * math.prod(shape)), dtype=np.uint64)
+        return (words % np.uint64(t)).astype(np.int64).reshape(shape)
 
     def _run(self) -> bytes:
         s = self.program.segments[self._seg]

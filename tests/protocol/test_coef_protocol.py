@@ -391,3 +391,29 @@ def test_generic_parties_pass_their_options_on(models):
     assert isinstance(client, CoefClient) and client.workers == 3
     server = hejax.Server(program, client.public_bundle(), workers=2)
     assert isinstance(server, CoefServer) and server.workers == 2
+
+
+def test_randomising_coefficients_come_from_the_os(models, monkeypatch):
+    import os
+
+    fn, params, x, _ = models["linear"]
+    program = hejax.compile(
+        fn, params, x, backend=toy("clear-bfv"), transform="coef", masks="off"
+    )
+    server = CoefServer(program, CoefClient(program).public_bundle())
+    t = program.moduli[0]
+    calls = []
+    real = os.urandom
+
+    def spy(n):
+        calls.append(n)
+        return real(n)
+
+    monkeypatch.setattr(os, "urandom", spy)
+    a, b = server._noise((3, 1024), t), server._noise((3, 1024), t)
+    assert calls == [8 * 3 * 1024] * 2
+    assert a.shape == (3, 1024) and a.min() >= 0 and a.max() < t
+    assert not np.array_equal(a, b)
+    # Roughly uniform: each quarter of [0, t) holds about a quarter.
+    quarters = np.bincount((a.ravel() * 4) // t, minlength=4) / a.size
+    assert np.all(np.abs(quarters - 0.25) < 0.05)
