@@ -193,7 +193,12 @@ def _calibration_images(shape: tuple[int, int], count: int = 2) -> np.ndarray:
 
 
 def _default_workers() -> int:
-    return max(1, min(8, len(os.sched_getaffinity(0))))
+    """The cores this process may use (all of them off Linux), at most 8."""
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
 
 
 def _preset(args) -> dict[str, Any]:
