@@ -39,9 +39,17 @@ from hejax import fixedpoint as fx
 from hejax._threads import check_workers, tmap
 from hejax.backend import Backend
 from hejax.coeflayout import CoefLayout
-from hejax.errors import HejaxError, InvalidInputError, ProtocolError
+from hejax.errors import InvalidInputError, ProtocolError
 from hejax.program import check_input
-from hejax.protocol import _expect_count, _Message, _pack, _unpack
+from hejax.protocol import (
+    _client_reply,
+    _expect_count,
+    _load,
+    _Message,
+    _open_session,
+    _pack,
+    _unpack,
+)
 from hejax.transforms.coef import CoefProgram, check_limit
 
 __all__ = ["CoefClient", "CoefRound", "CoefServer", "CoefView"]
@@ -217,7 +225,7 @@ class CoefClient:
         for i, (ctx, t) in enumerate(zip(self._ctxs[:k], moduli, strict=True)):
             blobs = cts[i * layout.count : (i + 1) * layout.count]
             polys = np.stack(
-                tmap(lambda b, ctx=ctx: ctx.decrypt(self._load(ctx, b)), blobs,
+                tmap(lambda b, ctx=ctx: ctx.decrypt(_load(ctx, b)), blobs,
                      self.workers)
             )  # fmt: skip
             parts.append(layout.decode(np.mod(polys, t)))
@@ -225,15 +233,6 @@ class CoefClient:
         if self.view.masks == "off" and not final:
             y = fx.rescale(y, self.view.weight_bits)
         return np.maximum(y, 0) if relu else y
-
-    @staticmethod
-    def _load(ctx, blob: bytes):
-        try:
-            return ctx.deserialize(blob)
-        except HejaxError as exc:
-            raise ProtocolError(
-                f"message holds an unreadable ciphertext: {exc}"
-            ) from exc
 
     def _segment(self, header, final: bool) -> int:
         seg = header.get("segment")
@@ -323,21 +322,13 @@ class CoefServer:
         self.rounds = rounds_of(program)
         self._cache: dict[tuple, Any] = {}
         self._session: str | None = None
+        self._round = 0
         self.encodings = 0
 
     def start(self, message: bytes) -> bytes:
         """Begin a session from the client's input message."""
         p = self.program
-        header, cts = _unpack(
-            p.digest, message, sender="client", session=None, round_=0
-        )
-        if header.get("kind") != "input":
-            raise ProtocolError(
-                f"a session starts with an input, got {header.get('kind')!r}"
-            )
-        session = header.get("session")
-        if not isinstance(session, str) or len(session) != 32:
-            raise ProtocolError("input message has no valid session id")
+        session, cts = _open_session(p.digest, message)
         env = self._store({}, p.graph.input.name, cts)
         self._rng = np.random.default_rng(self._seed)
         self._masks = self._draw_masks()
@@ -348,14 +339,8 @@ class CoefServer:
 
     def step(self, message: bytes) -> bytes:
         """Continue with the client's re-encoded tensor of the last round."""
-        if self._session is None:
-            raise ProtocolError("no session: call start(message) first")
-        header, cts = _unpack(
-            self.program.digest,
-            message,
-            sender="client",
-            session=self._session,
-            round_=self._round + 1,
+        header, cts = _client_reply(
+            self.program.digest, message, self._session, self._round + 1
         )
         if header.get("kind") != "tensor":
             raise ProtocolError(f"expected a tensor, got {header.get('kind')!r}")
@@ -380,20 +365,12 @@ class CoefServer:
         for seg, kind, size, k in uses:
             for i, ctx in enumerate(self._ctxs[:k]):
                 env[(name, seg, kind, i)] = tmap(
-                    functools.partial(self._load, ctx),
+                    functools.partial(_load, ctx),
                     cts[pos : pos + size],
                     self.workers,
                 )
                 pos += size
         return env
-
-    def _load(self, ctx, blob: bytes):
-        try:
-            return ctx.deserialize(blob)
-        except HejaxError as exc:
-            raise ProtocolError(
-                f"message holds an unreadable ciphertext: {exc}"
-            ) from exc
 
     def _draw_masks(self) -> dict[int, np.ndarray]:
         p = self.program

@@ -138,6 +138,34 @@ def _expect_count(cts: Sequence[bytes], want: int, what: str) -> None:
         raise ProtocolError(f"{what}: expected {want} ciphertexts, got {len(cts)}")
 
 
+def _load(ctx: Context, blob: bytes) -> Ciphertext:
+    """Deserialize a ciphertext of a message; unreadable bytes are a ProtocolError."""
+    try:
+        return ctx.deserialize(blob)
+    except HejaxError as exc:
+        raise ProtocolError(f"message holds an unreadable ciphertext: {exc}") from exc
+
+
+def _open_session(digest: str, message: bytes) -> tuple[str, list[bytes]]:
+    """Session id and ciphertexts of a client's first (input) message."""
+    header, cts = _unpack(digest, message, sender="client", session=None, round_=0)
+    if header.get("kind") != "input":
+        raise ProtocolError(
+            f"a session starts with an input, got {header.get('kind')!r}"
+        )
+    session = header.get("session")
+    if not isinstance(session, str) or len(session) != 32:
+        raise ProtocolError("input message has no valid session id")
+    return session, cts
+
+
+def _client_reply(digest: str, message: bytes, session: str | None, round_: int):
+    """Header and ciphertexts of the client's answer to round `round_ - 1`."""
+    if session is None:
+        raise ProtocolError("no session: call start(message) first")
+    return _unpack(digest, message, sender="client", session=session, round_=round_)
+
+
 # -- transcript ---------------------------------------------------------------
 
 
@@ -388,6 +416,7 @@ class Server:
         self._runner = Runner(program, self._ctx)
         self._rounds = schedule(program)
         self._session: str | None = None
+        self._round = 0
         self.encodings = 0
 
     @property
@@ -397,18 +426,9 @@ class Server:
 
     def start(self, message: bytes) -> bytes:
         """Begin a session from the client's input message."""
-        header, cts = _unpack(
-            self.program.digest, message, sender="client", session=None, round_=0
-        )
-        if header.get("kind") != "input":
-            raise ProtocolError(
-                f"a session starts with an input, got {header.get('kind')!r}"
-            )
+        session, cts = _open_session(self.program.digest, message)
         _expect_count(cts, self.program.input.count, "input")
-        session = header.get("session")
-        if not isinstance(session, str) or len(session) != 32:
-            raise ProtocolError("input message has no valid session id")
-        loaded = [self._load(ct) for ct in cts]
+        loaded = [_load(self._ctx, ct) for ct in cts]
         rng = np.random.default_rng(self._seed)
         plan = draw_masks(self.program, rng, self.masks, self.permute)
         folding = fold(self.program, plan)
@@ -423,14 +443,8 @@ class Server:
 
     def step(self, message: bytes) -> bytes:
         """Continue the session with the client's answer to the last round."""
-        if self._session is None:
-            raise ProtocolError("no session: call start(message) first")
-        header, cts = _unpack(
-            self.program.digest,
-            message,
-            sender="client",
-            session=self._session,
-            round_=self._round + 1,
+        header, cts = _client_reply(
+            self.program.digest, message, self._session, self._round + 1
         )
         ins = self.program.instrs[self._pc]
         if header.get("kind") != ins.op:
@@ -440,7 +454,7 @@ class Server:
         k = ins.attrs["boundary"]
         b = self.program.boundaries[k]
         _expect_count(cts, b.after.count, f"{ins.op} answer")
-        loaded = [self._load(ct) for ct in cts]
+        loaded = [_load(self._ctx, ct) for ct in cts]
         after = [int(r) for r in b.after.regs.flat]
         if ins.op == "relu":
             loaded = self._unpermute(k, loaded, b.after.regs.shape)
@@ -454,14 +468,6 @@ class Server:
         return self._advance()
 
     # -- internals ----------------------------------------------------------
-
-    def _load(self, blob: bytes) -> Ciphertext:
-        try:
-            return self._ctx.deserialize(blob)
-        except HejaxError as exc:
-            raise ProtocolError(
-                f"message holds an unreadable ciphertext: {exc}"
-            ) from exc
 
     def _advance(self) -> bytes:
         self._pc = self._runner.run(
