@@ -17,8 +17,12 @@ from hejax.backend import Backend, Capabilities, Context
 from hejax.errors import InvalidInputError, SerializationError
 
 
-class ClearContext(Context):
-    """Context of the clear backend; ciphertexts are float64 arrays."""
+class IdentityCodec:
+    """Encoding, encryption and decryption that copy the array: no keys.
+
+    Mixed into the contexts of the clear reference backends, before their
+    :class:`~hejax.backend.Context` base.
+    """
 
     def _export_public(self) -> bytes:
         return b""
@@ -31,6 +35,10 @@ class ClearContext(Context):
 
     def _decrypt(self, ct: np.ndarray, level: int, degree: int) -> np.ndarray:
         return ct.copy()
+
+
+class ClearContext(IdentityCodec, Context):
+    """Context of the clear backend; ciphertexts are float64 arrays."""
 
     def _add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a + b

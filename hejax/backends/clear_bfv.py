@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from hejax.backend import Backend, Capabilities
+from hejax.backends.clear import IdentityCodec
 from hejax.errors import InvalidInputError, SerializationError
 from hejax.ring import MAX_PLAIN_MODULUS, CoefContext, ring_mul
 
@@ -57,20 +58,8 @@ def coef_capabilities(n: int, t: int, security_bits: int) -> Capabilities:
     )
 
 
-class ClearBFVContext(CoefContext):
+class ClearBFVContext(IdentityCodec, CoefContext):
     """Context of the clear-bfv backend; ciphertexts are residue arrays."""
-
-    def _export_public(self) -> bytes:
-        return b""
-
-    def _encode(self, values: np.ndarray, level: int, degree: int) -> np.ndarray:
-        return values.copy()
-
-    def _encrypt(self, pt: np.ndarray, level: int) -> np.ndarray:
-        return pt.copy()
-
-    def _decrypt(self, ct: np.ndarray, level: int, degree: int) -> np.ndarray:
-        return ct.copy()
 
     def _add(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.mod(a + b, self.modulus)
